@@ -1,0 +1,74 @@
+# DataForge — the one entry point for setup, the main job, tests and checks.
+# Quick start (README): `make run` (set up + embedded platform on sample data), `make test` (set up + all tests).
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON_VERSION ?= 3.11
+UV_VERSION     := 0.13.8
+CACHE          := $(CURDIR)/.cache
+BOOTSTRAP      := $(CACHE)/bootstrap
+UV             := $(BOOTSTRAP)/bin/uv
+VENV           := $(CURDIR)/.venv
+PY             := $(VENV)/bin/python
+STAMP          := $(VENV)/.dataforge-synced
+
+export UV_CACHE_DIR := $(CACHE)/uv
+export UV_PYTHON_DOWNLOADS := never
+export UV_LINK_MODE := copy
+export PIP_CACHE_DIR := $(CACHE)/pip
+
+.PHONY: help setup deps jars run test test-unit test-integration lint typecheck check bench services-up services-down clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(UV):
+	@echo "==> bootstrapping uv $(UV_VERSION) into $(BOOTSTRAP)"
+	@python$(PYTHON_VERSION) -m venv $(BOOTSTRAP)
+	@$(BOOTSTRAP)/bin/pip install --quiet "uv==$(UV_VERSION)"
+
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	@echo "==> syncing the Python environment (.venv) from uv.lock"
+	@$(UV) sync --frozen --all-extras --python python$(PYTHON_VERSION) --quiet
+	@touch $(STAMP)
+
+deps: $(STAMP) ## Python venv from the lock file (cached in .cache/uv)
+
+jars: deps ## Maven-resolved jars (Kafka broker, Spark connectors) into .cache/jars
+	@$(PY) -m dataforge.local.maven
+
+setup: deps jars ## everything the platform and the tests need
+
+run: setup ## set up, then run the embedded platform on sample data (API + dashboard)
+	@$(PY) -m dataforge run
+
+test: setup ## set up, then run every test tier (unit, integration, e2e)
+	@$(PY) -m pytest
+
+test-unit: deps ## unit tests only (no I/O, seconds)
+	@$(PY) -m pytest tests/unit
+
+test-integration: setup ## integration tests (real Kafka, moto server, Spark, DuckDB)
+	@$(PY) -m pytest tests/integration
+
+lint: deps ## ruff
+	@$(VENV)/bin/ruff check .
+
+typecheck: deps ## mypy --strict on the core and infra
+	@$(VENV)/bin/mypy
+
+check: lint typecheck test ## the one gate before a pull request
+
+bench: setup ## every benchmark in bench/ (prints figures)
+	@for script in bench/*.py; do echo "==> $$script"; $(PY) $$script || exit 1; done
+
+services-up: setup ## start moto + Kafka in the background
+	@$(PY) -m dataforge services up
+
+services-down: deps ## stop them
+	@$(PY) -m dataforge services down
+
+clean: ## remove runtime state (keeps download caches)
+	@-$(PY) -m dataforge services down 2>/dev/null
+	@rm -rf .dataforge .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,409 @@
+"""The transaction-event contract, schema v1: the one source every other schema derives from.
+
+One table of ``FieldSpec`` rows defines the event (ARCHITECTURE.md, "Data contract"). From it come:
+
+- ``Validator``: record validation with one machine-readable ``Reason`` per rule. The fast path is a
+  single typed ``msgspec`` decode plus a few cheap checks; only a record that fails the decode is
+  decoded a second time, field by field, to name the exact rule it breaks. Both paths run the same
+  per-field checks in the same (contract) order, so a record always gets the same reason.
+- the JSON Schema of the event (for peers and docs), and, through ``dataforge.schemas``, the Spark
+  ``StructType``, Glue column definitions and Arrow/DuckDB types of the raw, silver and gold tables.
+
+Money is never float arithmetic: amounts are checked as text and become ``Decimal`` on demand.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Collection, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Annotated, Any, Final, Literal
+
+import msgspec
+
+from dataforge.iso import COUNTRY_CODES
+
+SCHEMA_VERSION: Final = 1
+MAX_FUTURE_SKEW: Final = timedelta(minutes=5)
+MAX_ID_LENGTH: Final = 64
+AMOUNT_MAX_INTEGER_DIGITS: Final = 16  # DECIMAL(18,2)
+# A JSON *number* amount is read as a binary float; above this it may no longer carry its exact
+# cents, so such amounts must be sent as strings (the contract allows both forms).
+FLOAT_AMOUNT_LIMIT: Final = 1e13
+
+EventType = Literal["payment", "refund"]
+Status = Literal["approved", "declined"]
+Channel = Literal["web", "mobile", "pos"]
+PaymentMethod = Literal["card", "wallet", "bank_transfer"]
+
+EVENT_TYPES: Final = ("payment", "refund")
+STATUSES: Final = ("approved", "declined")
+CHANNELS: Final = ("web", "mobile", "pos")
+PAYMENT_METHODS: Final = ("card", "wallet", "bank_transfer")
+
+
+class Reason(StrEnum):
+    """Why a record was quarantined. Stable, machine-readable codes (stored with the record)."""
+
+    INVALID_JSON = "invalid_json"
+    NOT_AN_OBJECT = "not_an_object"
+    MISSING_FIELD = "missing_field"
+    UNSUPPORTED_SCHEMA_VERSION = "unsupported_schema_version"
+    INVALID_SCHEMA_VERSION = "invalid_schema_version"
+    INVALID_EVENT_ID = "invalid_event_id"
+    INVALID_EVENT_TYPE = "invalid_event_type"
+    INVALID_EVENT_TIME = "invalid_event_time"
+    EVENT_TIME_IN_FUTURE = "event_time_in_future"
+    INVALID_TRANSACTION_ID = "invalid_transaction_id"
+    INVALID_ACCOUNT_ID = "invalid_account_id"
+    INVALID_MERCHANT_ID = "invalid_merchant_id"
+    INVALID_AMOUNT = "invalid_amount"
+    NON_POSITIVE_AMOUNT = "non_positive_amount"
+    AMOUNT_PRECISION = "amount_precision"
+    INVALID_CURRENCY = "invalid_currency"
+    UNKNOWN_CURRENCY = "unknown_currency"
+    INVALID_STATUS = "invalid_status"
+    INVALID_DECLINE_REASON = "invalid_decline_reason"
+    MISSING_DECLINE_REASON = "missing_decline_reason"
+    UNEXPECTED_DECLINE_REASON = "unexpected_decline_reason"
+    INVALID_CHANNEL = "invalid_channel"
+    INVALID_COUNTRY = "invalid_country"
+    INVALID_PAYMENT_METHOD = "invalid_payment_method"
+    INVALID_RISK_SCORE = "invalid_risk_score"
+    # Raised at enrichment (Spark), not by the record validator: a known currency with no rate on
+    # or before the event date.
+    NO_FX_RATE = "no_fx_rate"
+    # Raised by file landing for a whole file that cannot be read (see the ingestion ADR).
+    MALFORMED_FILE = "malformed_file"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A record that broke the contract: the rule (``reason``), the field, and a readable detail."""
+
+    reason: Reason
+    field: str | None
+    detail: str
+
+
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_LENGTH)]
+RiskScore = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
+AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
+
+
+class TransactionEvent(msgspec.Struct, frozen=True, gc=False):
+    """A schema-v1 event that passed validation. Unknown extra fields are not kept here (bronze
+    keeps the original bytes). ``amount`` stays as sent (text or JSON number); use ``amount_decimal``.
+    """
+
+    event_id: uuid.UUID
+    event_type: EventType
+    schema_version: int
+    event_time: AwareDatetime
+    transaction_id: Id
+    account_id: Id
+    merchant_id: Id
+    amount: str | int | float
+    currency: str
+    status: Status
+    decline_reason: str | None
+    channel: Channel
+    country: str
+    payment_method: PaymentMethod
+    risk_score: RiskScore | None = None
+
+    @property
+    def canonical_event_id(self) -> str:
+        """The idempotency key in its one canonical form: lowercase 8-4-4-4-12 hex."""
+        return str(self.event_id)
+
+    @property
+    def amount_decimal(self) -> Decimal:
+        return amount_to_decimal(self.amount)
+
+
+# --- per-field rules (shared by the fast and the diagnostic path) -------------------------------
+
+_AMOUNT_TEXT = re.compile(r"[0-9]{1,16}(?:\.[0-9]{1,2})?")
+_CURRENCY_TEXT = re.compile(r"[A-Z]{3}")
+
+
+_INT_AMOUNT_LIMIT: Final = 10**AMOUNT_MAX_INTEGER_DIGITS
+
+
+def _amount_text_ok(text: str) -> bool:
+    """Fast form of ``check_amount`` for text: 1-16 digits, optional 1-2 fraction digits, not zero."""
+    whole, dot, cents = text.partition(".")
+    return (
+        0 < len(whole) <= AMOUNT_MAX_INTEGER_DIGITS
+        and whole.isdigit()
+        and whole.isascii()
+        and (not dot or (0 < len(cents) <= 2 and cents.isdigit() and cents.isascii()))
+        and (whole.strip("0") != "" or cents.strip("0") != "")
+    )
+
+
+def amount_to_decimal(amount: str | int | float) -> Decimal:
+    """The exact decimal value of a validated amount (a float amount is read from its shortest repr)."""
+    if isinstance(amount, float):
+        return Decimal(repr(amount))
+    return Decimal(amount)
+
+
+def _classify_amount(amount: str | int | float) -> Reason:
+    """Name the rule an amount breaks (slow: only called for amounts that failed the fast check)."""
+    if isinstance(amount, float) and amount >= FLOAT_AMOUNT_LIMIT:
+        return Reason.INVALID_AMOUNT
+    try:
+        value = amount_to_decimal(amount)
+    except (InvalidOperation, ValueError):
+        return Reason.INVALID_AMOUNT
+    if not value.is_finite():
+        return Reason.INVALID_AMOUNT
+    if value <= 0:
+        return Reason.NON_POSITIVE_AMOUNT
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -2 and value != value.quantize(Decimal("0.01")):
+        return Reason.AMOUNT_PRECISION
+    return Reason.INVALID_AMOUNT
+
+
+def check_amount(amount: str | int | float) -> Reason | None:
+    """> 0, at most 2 fraction digits, fits DECIMAL(18,2); text or JSON number."""
+    if isinstance(amount, str):
+        text = amount
+    elif isinstance(amount, bool):
+        return Reason.INVALID_AMOUNT
+    elif isinstance(amount, int):
+        return None if 0 < amount < _INT_AMOUNT_LIMIT else _classify_amount(amount)
+    else:
+        if not 0 < amount < FLOAT_AMOUNT_LIMIT:
+            return _classify_amount(amount)
+        text = repr(amount)
+    if _AMOUNT_TEXT.fullmatch(text) is None:
+        return _classify_amount(amount)
+    if not text.replace(".", "").strip("0"):
+        return Reason.NON_POSITIVE_AMOUNT
+    return None
+
+
+def check_currency(currency: str, known: Collection[str]) -> Reason | None:
+    if currency in known:
+        return None
+    if _CURRENCY_TEXT.fullmatch(currency) is None:
+        return Reason.INVALID_CURRENCY
+    return Reason.UNKNOWN_CURRENCY
+
+
+def check_decline_reason(status: str, decline_reason: str | None) -> Reason | None:
+    if status == "declined":
+        return Reason.MISSING_DECLINE_REASON if not decline_reason else None
+    return None if decline_reason is None else Reason.UNEXPECTED_DECLINE_REASON
+
+
+def check_schema_version(version: int) -> Reason | None:
+    if version == SCHEMA_VERSION:
+        return None
+    return Reason.UNSUPPORTED_SCHEMA_VERSION if version > SCHEMA_VERSION else Reason.INVALID_SCHEMA_VERSION
+
+
+# --- the contract table --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FieldSpec:
+    """One field of schema v1: how it is decoded, which reason a bad value gets, what it means."""
+
+    name: str
+    decode_type: Any
+    silver_type: str  # logical column type in silver (see dataforge.schemas)
+    invalid: Reason
+    required: bool
+    json_schema: dict[str, Any]
+    description: str
+
+
+_UUID_PATTERN = "^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
+_ID_SCHEMA: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH}
+
+FIELDS: Final[tuple[FieldSpec, ...]] = (
+    FieldSpec("event_id", uuid.UUID, "string", Reason.INVALID_EVENT_ID, True,
+              {"type": "string", "pattern": _UUID_PATTERN}, "UUID; the idempotency key end to end"),
+    FieldSpec("event_type", EventType, "string", Reason.INVALID_EVENT_TYPE, True,
+              {"enum": list(EVENT_TYPES)}, "payment or refund"),
+    FieldSpec("schema_version", int, "int", Reason.INVALID_SCHEMA_VERSION, True,
+              {"type": "integer", "const": SCHEMA_VERSION}, "contract version; 1"),
+    FieldSpec("event_time", AwareDatetime, "timestamp", Reason.INVALID_EVENT_TIME, True,
+              {"type": "string", "format": "date-time"}, "RFC 3339 with offset; at most 5 min ahead"),
+    FieldSpec("transaction_id", Id, "string", Reason.INVALID_TRANSACTION_ID, True, _ID_SCHEMA, "1-64 chars"),
+    FieldSpec("account_id", Id, "string", Reason.INVALID_ACCOUNT_ID, True, _ID_SCHEMA, "1-64 chars; Kafka key"),
+    FieldSpec("merchant_id", Id, "string", Reason.INVALID_MERCHANT_ID, True, _ID_SCHEMA,
+              "unknown merchants are kept and enriched as unknown"),
+    FieldSpec("amount", str | int | float, "decimal(18,2)", Reason.INVALID_AMOUNT, True,
+              {"type": ["string", "number"], "pattern": r"^[0-9]{1,16}(\.[0-9]{1,2})?$",
+               "exclusiveMinimum": 0, "multipleOf": 0.01},
+              "decimal > 0, at most 2 fraction digits; DECIMAL(18,2)"),
+    FieldSpec("currency", str, "string", Reason.INVALID_CURRENCY, True,
+              {"type": "string", "pattern": "^[A-Z]{3}$"}, "ISO 4217; must be in the FX reference table"),
+    FieldSpec("status", Status, "string", Reason.INVALID_STATUS, True,
+              {"enum": list(STATUSES)}, "approved or declined"),
+    FieldSpec("decline_reason", str | None, "string", Reason.INVALID_DECLINE_REASON, True,
+              {"type": ["string", "null"]}, "non-null exactly when declined"),
+    FieldSpec("channel", Channel, "string", Reason.INVALID_CHANNEL, True,
+              {"enum": list(CHANNELS)}, "web, mobile or pos"),
+    FieldSpec("country", str, "string", Reason.INVALID_COUNTRY, True,
+              {"type": "string", "enum": sorted(COUNTRY_CODES)}, "ISO 3166-1 alpha-2"),
+    FieldSpec("payment_method", PaymentMethod, "string", Reason.INVALID_PAYMENT_METHOD, True,
+              {"enum": list(PAYMENT_METHODS)}, "card, wallet or bank_transfer"),
+    FieldSpec("risk_score", RiskScore | None, "double", Reason.INVALID_RISK_SCORE, False,
+              {"type": ["number", "null"], "minimum": 0, "maximum": 1}, "0..1 or null; optional"),
+)
+FIELD_NAMES: Final = tuple(spec.name for spec in FIELDS)
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a schema-v1 event, derived from the contract table."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "DataForge transaction event, schema v1",
+        "type": "object",
+        "required": [spec.name for spec in FIELDS if spec.required],
+        "properties": {spec.name: {**spec.json_schema, "description": spec.description} for spec in FIELDS},
+        "additionalProperties": True,
+    }
+
+
+# --- the validator -------------------------------------------------------------------------------
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Validator:
+    """Validates raw event bytes against schema v1.
+
+    ``currencies`` is the set of codes in the FX reference table (``dataforge.reference``);
+    ``clock`` gives "now" for the future-time rule (inject a fixed one in tests).
+    """
+
+    __slots__ = ("_clock", "_currencies", "_decoder", "_field_decoders")
+
+    def __init__(self, currencies: Collection[str], *, clock: Callable[[], datetime] = _utcnow) -> None:
+        self._currencies = frozenset(currencies)
+        self._clock = clock
+        self._decoder = msgspec.json.Decoder(TransactionEvent)
+        self._field_decoders = {spec.name: msgspec.json.Decoder(spec.decode_type) for spec in FIELDS}
+
+    def horizon(self) -> datetime:
+        """Latest acceptable ``event_time``; compute once per batch and pass to ``validate``."""
+        return self._clock() + MAX_FUTURE_SKEW
+
+    def validate(self, raw: bytes | str, horizon: datetime | None = None) -> TransactionEvent | Rejection:
+        """The validated event, or the first rule it breaks (in contract order).
+
+        This is the hot path of every landing processor: one typed decode, then the rules a decode
+        cannot express as plain comparisons. Any failure is explained by ``_explain`` or ``diagnose``,
+        which apply the per-field rule functions; a property test keeps the two paths in agreement.
+        """
+        try:
+            event = self._decoder.decode(raw)
+        except msgspec.DecodeError as exc:
+            return self.diagnose(raw) or Rejection(Reason.INVALID_JSON, None, f"not a schema-v1 event: {exc}")
+        amount = event.amount
+        if (
+            event.schema_version == SCHEMA_VERSION
+            and event.event_time <= (self.horizon() if horizon is None else horizon)
+            and (
+                _amount_text_ok(amount)
+                if amount.__class__ is str
+                else (amount.__class__ is int and 0 < amount < _INT_AMOUNT_LIMIT)
+            )
+            and event.currency in self._currencies
+            and (event.status == "declined") is (event.decline_reason is not None)
+            and event.country in COUNTRY_CODES
+            and event.decline_reason != ""
+        ):
+            return event
+        return self._explain(event, self.horizon() if horizon is None else horizon)
+
+    def validate_many(self, raws: Iterable[bytes | str]) -> Iterator[TransactionEvent | Rejection]:
+        horizon = self.horizon()
+        for raw in raws:
+            yield self.validate(raw, horizon)
+
+    def _explain(self, event: TransactionEvent, horizon: datetime) -> TransactionEvent | Rejection:
+        """Apply the per-field rules a typed decode cannot express, in contract order."""
+        reason = check_schema_version(event.schema_version)
+        if reason is not None:
+            return self._reject(reason, "schema_version", event)
+        if event.event_time > horizon:
+            return Rejection(Reason.EVENT_TIME_IN_FUTURE, "event_time",
+                             f"event_time {event.event_time.isoformat()} is after {horizon.isoformat()}")
+        reason = check_amount(event.amount)
+        if reason is not None:
+            return self._reject(reason, "amount", event)
+        reason = check_currency(event.currency, self._currencies)
+        if reason is not None:
+            return self._reject(reason, "currency", event)
+        reason = check_decline_reason(event.status, event.decline_reason)
+        if reason is not None:
+            return self._reject(reason, "decline_reason", event)
+        if event.country not in COUNTRY_CODES:
+            return self._reject(Reason.INVALID_COUNTRY, "country", event)
+        return event  # a float amount that passed check_amount: valid
+
+    @staticmethod
+    def _reject(reason: Reason, field: str, event: TransactionEvent) -> Rejection:
+        return Rejection(reason, field, f"{field}={getattr(event, field)!r} breaks rule {reason}")
+
+    def diagnose(self, raw: bytes | str) -> Rejection | None:
+        """The slow path: decode untyped, then field by field, and name the first rule broken.
+
+        ``None`` means the record breaks no rule. ``validate`` calls this only for records that
+        failed the typed decode; tests call it to check that both paths agree.
+        """
+        try:
+            obj = msgspec.json.decode(raw)
+        except msgspec.DecodeError as exc:
+            return Rejection(Reason.INVALID_JSON, None, f"not valid JSON: {exc}")
+        if not isinstance(obj, dict):
+            return Rejection(Reason.NOT_AN_OBJECT, None, f"expected a JSON object, got {type(obj).__name__}")
+        version = obj.get("schema_version")
+        if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
+            return Rejection(Reason.UNSUPPORTED_SCHEMA_VERSION, "schema_version",
+                             f"schema_version {version} is newer than the supported {SCHEMA_VERSION}")
+        horizon = self.horizon()
+        for spec in FIELDS:
+            if spec.name not in obj:
+                if spec.required:
+                    return Rejection(Reason.MISSING_FIELD, spec.name, f"required field {spec.name!r} is missing")
+                continue
+            try:
+                value = self._field_decoders[spec.name].decode(msgspec.json.encode(obj[spec.name]))
+            except msgspec.ValidationError as exc:
+                return Rejection(spec.invalid, spec.name, f"{spec.name}: {exc}")
+            reason = self._field_rule(spec.name, value, obj, horizon)
+            if reason is not None:
+                return Rejection(reason, spec.name, f"{spec.name}={obj[spec.name]!r} breaks rule {reason}")
+        return None
+
+    def _field_rule(self, name: str, value: Any, obj: dict[str, Any], horizon: datetime) -> Reason | None:
+        if name == "schema_version":
+            return check_schema_version(value)
+        if name == "event_time":
+            return Reason.EVENT_TIME_IN_FUTURE if value > horizon else None
+        if name == "amount":
+            return check_amount(value)
+        if name == "currency":
+            return check_currency(value, self._currencies)
+        if name == "decline_reason":
+            status = obj.get("status")
+            return check_decline_reason(status, value) if isinstance(status, str) else None
+        if name == "country":
+            return None if value in COUNTRY_CODES else Reason.INVALID_COUNTRY
+        return None

@@ -1,0 +1,209 @@
+"""Table schemas of the lake, derived from the contract, in every engine's type system.
+
+Logical column types are small strings (``string``, ``int``, ``bigint``, ``double``, ``timestamp``,
+``date``, ``decimal(p,s)``); ``spark_schema``, ``glue_columns``, ``arrow_schema`` and
+``duckdb_columns`` translate a table into Spark, Glue (Hive DDL types), Arrow and DuckDB. pyspark
+and pyarrow are imported only inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, TypedDict
+
+from dataforge.contract import FIELDS
+from dataforge.errors import ContractError
+
+if TYPE_CHECKING:
+    import pyarrow
+    from pyspark.sql.types import DataType, StructType
+
+PLATFORM_TOTAL: Final = "*"  # merchant_id / country / channel of the platform-total gold rows
+
+_DECIMAL = re.compile(r"decimal\((\d+),(\d+)\)")
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    type: str
+    nullable: bool = True
+    comment: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    name: str
+    columns: tuple[Column, ...]
+    partition_keys: tuple[Column, ...] = ()
+
+    @property
+    def all_columns(self) -> tuple[Column, ...]:
+        return self.columns + self.partition_keys
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.all_columns)
+
+
+def _raw_type(silver_type: str) -> str:
+    """How the raw event is read before typing: text, except whole numbers and the risk score."""
+    return silver_type if silver_type in ("int", "double") else "string"
+
+
+# The event as received (Kafka value / batch line), read loosely so validation can name each fault.
+RAW_EVENT: Final = Table(
+    "raw_event",
+    tuple(Column(f.name, "bigint" if f.silver_type == "int" else _raw_type(f.silver_type), True, f.description)
+          for f in FIELDS),
+)
+
+SILVER_TRANSACTIONS: Final = Table(
+    "transactions",
+    (
+        *(Column(f.name, f.silver_type, f.name in ("decline_reason", "risk_score"), f.description) for f in FIELDS),
+        Column("usd_rate", "decimal(18,8)", False, "USD per unit of currency on event_date"),
+        Column("amount_usd", "decimal(18,2)", False, "amount x usd_rate, half-even to cents"),
+        Column("merchant_name", "string", False, "'unknown' for merchants not in the reference data"),
+        Column("merchant_category", "string", False),
+        Column("merchant_tier", "string", False),
+        Column("source", "string", False, "kafka or file"),
+        Column("ingested_at", "timestamp", False, "when the record was first landed in bronze"),
+    ),
+    (Column("event_date", "date", False, "UTC date of event_time"),),
+)
+
+GOLD_DAILY_KPIS: Final = Table(
+    "daily_kpis",
+    (
+        Column("merchant_id", "string", False, f"'{PLATFORM_TOTAL}' on platform-total rows"),
+        Column("country", "string", False, f"'{PLATFORM_TOTAL}' on platform-total rows"),
+        Column("channel", "string", False, f"'{PLATFORM_TOTAL}' on platform-total rows"),
+        Column("txn_count", "bigint", False, "payments, approved + declined"),
+        Column("approved_count", "bigint", False),
+        Column("declined_count", "bigint", False),
+        Column("approval_rate", "decimal(5,4)", True, "approved/txn_count, half-even; null when 0"),
+        Column("gross_volume_usd", "decimal(18,2)", False, "sum of amount_usd of approved payments"),
+        Column("refund_count", "bigint", False, "approved refunds"),
+        Column("refund_volume_usd", "decimal(18,2)", False),
+        Column("net_volume_usd", "decimal(18,2)", False, "gross - refunds"),
+        Column("avg_ticket_usd", "decimal(18,2)", True, "gross/approved_count, half-even; null when 0"),
+        Column("unique_accounts", "bigint", False, "distinct account_id over payments"),
+    ),
+    (Column("event_date", "date", False),),
+)
+
+REALTIME_MINUTE: Final = Table(
+    "realtime_minute",
+    (
+        Column("minute", "timestamp", False, "UTC event-time minute"),
+        Column("txn_count", "bigint", False),
+        Column("approved_count", "bigint", False),
+        Column("declined_count", "bigint", False),
+        Column("volume_usd", "decimal(18,2)", False, "approved payments"),
+        Column("decline_rate", "decimal(5,4)", True),
+    ),
+)
+
+QUARANTINE: Final = Table(
+    "quarantine",
+    (
+        Column("reason", "string", False, "dataforge.contract.Reason code"),
+        Column("field", "string", True),
+        Column("detail", "string", False),
+        Column("raw", "string", False, "the record as received (base64 when not UTF-8)"),
+        Column("source", "string", False, "kafka or file"),
+        Column("position", "string", False, "topic-partition@offset or s3://bucket/key#version:line"),
+        Column("ingested_at", "timestamp", False),
+    ),
+)
+
+
+# --- engine type systems ------------------------------------------------------------------------
+
+
+def _decimal(logical: str) -> tuple[int, int] | None:
+    match = _DECIMAL.fullmatch(logical)
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+_HIVE: Final = {"string": "string", "int": "int", "bigint": "bigint", "double": "double",
+                "timestamp": "timestamp", "date": "date"}
+_DUCKDB: Final = {"string": "VARCHAR", "int": "INTEGER", "bigint": "BIGINT", "double": "DOUBLE",
+                  "timestamp": "TIMESTAMP WITH TIME ZONE", "date": "DATE"}
+
+
+def _check(logical: str) -> None:
+    if logical not in _HIVE and _decimal(logical) is None:
+        raise ContractError(f"unknown logical column type {logical!r}")
+
+
+def glue_type(logical: str) -> str:
+    _check(logical)
+    return _HIVE.get(logical, logical)
+
+
+def duckdb_type(logical: str) -> str:
+    _check(logical)
+    dec = _decimal(logical)
+    return f"DECIMAL({dec[0]},{dec[1]})" if dec else _DUCKDB[logical]
+
+
+def spark_type(logical: str) -> DataType:
+    from pyspark.sql import types as t
+
+    _check(logical)
+    dec = _decimal(logical)
+    if dec:
+        return t.DecimalType(*dec)
+    simple: dict[str, DataType] = {
+        "string": t.StringType(), "int": t.IntegerType(), "bigint": t.LongType(), "double": t.DoubleType(),
+        "timestamp": t.TimestampType(), "date": t.DateType(),
+    }
+    return simple[logical]
+
+
+def arrow_type(logical: str) -> pyarrow.DataType:
+    import pyarrow as pa
+
+    _check(logical)
+    dec = _decimal(logical)
+    if dec:
+        return pa.decimal128(*dec)
+    simple = {"string": pa.string(), "int": pa.int32(), "bigint": pa.int64(), "double": pa.float64(),
+              "timestamp": pa.timestamp("us", tz="UTC"), "date": pa.date32()}
+    return simple[logical]
+
+
+def spark_schema(table: Table, *, include_partitions: bool = True) -> StructType:
+    from pyspark.sql import types as t
+
+    cols = table.all_columns if include_partitions else table.columns
+    return t.StructType([t.StructField(c.name, spark_type(c.type), c.nullable) for c in cols])
+
+
+class GlueColumn(TypedDict):
+    Name: str
+    Type: str
+    Comment: str
+
+
+def glue_columns(columns: tuple[Column, ...]) -> list[GlueColumn]:
+    """Glue ``StorageDescriptor.Columns`` / ``PartitionKeys`` entries (boto3 and pulumi-aws shapes)."""
+    return [GlueColumn(Name=c.name, Type=glue_type(c.type), Comment=c.comment[:255]) for c in columns]
+
+
+def arrow_schema(table: Table) -> pyarrow.Schema:
+    import pyarrow as pa
+
+    return pa.schema([pa.field(c.name, arrow_type(c.type), c.nullable) for c in table.all_columns])
+
+
+def duckdb_columns(table: Table) -> dict[str, str]:
+    return {c.name: duckdb_type(c.type) for c in table.all_columns}
+
+
+def describe(table: Table) -> list[dict[str, Any]]:
+    """A JSON-friendly description (API catalog endpoint, docs)."""
+    return [{"name": c.name, "type": c.type, "nullable": c.nullable, "comment": c.comment} for c in table.all_columns]

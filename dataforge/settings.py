@@ -1,0 +1,163 @@
+"""Runtime settings: read once from the environment into frozen objects, failing fast.
+
+The variable names live in ``dataforge.envvars``; ``infra/`` sets them from Pulumi outputs and the
+embedded platform sets them with ``local_environment``. A runtime builds its settings at cold start
+(``Settings.from_env()``) and asks for what it needs with ``require`` so that a missing name fails
+with the variable to set, not with a ``None`` deep inside a boto3 call.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from dataforge import envvars
+from dataforge.errors import SettingsError
+from dataforge.lake import DEFAULT_PREFIX, ENVIRONMENTS, TRANSACTIONS_TOPIC, SupportBucket, Zone, bucket_name
+
+DEFAULT_REGION: Final = "us-east-1"
+LOCAL_ENV: Final = "local"
+
+
+@dataclass(frozen=True, slots=True)
+class LakeBuckets:
+    landing: str
+    bronze: str
+    quarantine: str
+    silver: str
+    gold: str
+
+    @classmethod
+    def named(cls, prefix: str, env: str) -> LakeBuckets:
+        """The deterministic names of one environment's zone buckets (``bucket_name``)."""
+        return cls(**{zone.value: bucket_name(prefix, env, zone) for zone in Zone})
+
+    def for_zone(self, zone: Zone) -> str:
+        name: str = getattr(self, zone.value)
+        return name
+
+
+# Env var of each optional setting, by field name: one table, used by from_env and require.
+_OPTIONAL: Final[Mapping[str, str]] = {
+    "endpoint_url": envvars.AWS_ENDPOINT_URL,
+    "landing_bucket": envvars.LANDING_BUCKET,
+    "bronze_bucket": envvars.BRONZE_BUCKET,
+    "quarantine_bucket": envvars.QUARANTINE_BUCKET,
+    "silver_bucket": envvars.SILVER_BUCKET,
+    "gold_bucket": envvars.GOLD_BUCKET,
+    "artifacts_bucket": envvars.ARTIFACTS_BUCKET,
+    "athena_results_bucket": envvars.ATHENA_RESULTS_BUCKET,
+    "athena_workgroup": envvars.ATHENA_WORKGROUP,
+    "kafka_bootstrap_servers": envvars.KAFKA_BOOTSTRAP_SERVERS,
+    "metrics_table": envvars.METRICS_TABLE,
+    "alerts_table": envvars.ALERTS_TABLE,
+    "alerts_topic_arn": envvars.ALERTS_TOPIC_ARN,
+    "api_key": envvars.API_KEY,
+    "api_url": envvars.API_URL,
+    "cors_origin": envvars.CORS_ORIGIN,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a runtime may need; each runtime ``require``s the subset it uses."""
+
+    env: str
+    name_prefix: str
+    region: str
+    kafka_topic: str
+    glue_database_prefix: str
+    archive_raw: bool
+    query_engine: str
+    log_level: str
+    endpoint_url: str | None = None
+    landing_bucket: str | None = None
+    bronze_bucket: str | None = None
+    quarantine_bucket: str | None = None
+    silver_bucket: str | None = None
+    gold_bucket: str | None = None
+    artifacts_bucket: str | None = None
+    athena_results_bucket: str | None = None
+    athena_workgroup: str | None = None
+    kafka_bootstrap_servers: str | None = None
+    metrics_table: str | None = None
+    alerts_table: str | None = None
+    alerts_topic_arn: str | None = None
+    api_key: str | None = None
+    api_url: str | None = None
+    cors_origin: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env_map = os.environ if environ is None else environ
+        env = env_map.get(envvars.ENV, LOCAL_ENV)
+        if env not in ENVIRONMENTS:
+            raise SettingsError(f"{envvars.ENV}={env!r} is not one of {', '.join(ENVIRONMENTS)}")
+        prefix = env_map.get(envvars.NAME_PREFIX, DEFAULT_PREFIX)
+        archive = env_map.get(envvars.ARCHIVE_RAW, "false").strip().lower()
+        if archive not in ("true", "false"):
+            raise SettingsError(f"{envvars.ARCHIVE_RAW} must be true or false, got {archive!r}")
+        engine = env_map.get(envvars.QUERY_ENGINE, "duckdb" if env == LOCAL_ENV else "athena")
+        if engine not in ("athena", "duckdb"):
+            raise SettingsError(f"{envvars.QUERY_ENGINE} must be athena or duckdb, got {engine!r}")
+        optional = {name: env_map.get(var) or None for name, var in _OPTIONAL.items()}
+        return cls(
+            env=env,
+            name_prefix=prefix,
+            region=env_map.get(envvars.AWS_REGION) or env_map.get("AWS_DEFAULT_REGION") or DEFAULT_REGION,
+            kafka_topic=env_map.get(envvars.KAFKA_TOPIC, TRANSACTIONS_TOPIC),
+            glue_database_prefix=env_map.get(envvars.GLUE_DATABASE_PREFIX, f"{prefix}_{env}").replace("-", "_"),
+            archive_raw=archive == "true",
+            query_engine=engine,
+            log_level=env_map.get(envvars.LOG_LEVEL, "INFO").upper(),
+            **optional,
+        )
+
+    def require(self, name: str) -> str:
+        """The value of an optional setting, or a ``SettingsError`` naming the variable to set."""
+        if name not in _OPTIONAL:
+            raise SettingsError(f"unknown setting {name!r}; known: {', '.join(sorted(_OPTIONAL))}")
+        value: str | None = getattr(self, name)
+        if not value:
+            raise SettingsError(f"setting {name} is required here: set the environment variable {_OPTIONAL[name]}")
+        return value
+
+    def lake(self) -> LakeBuckets:
+        """The zone buckets; every one of them must be set."""
+        return LakeBuckets(**{zone.value: self.require(f"{zone.value}_bucket") for zone in Zone})
+
+
+def local_environment(
+    *,
+    endpoint_url: str,
+    kafka_bootstrap_servers: str,
+    prefix: str = DEFAULT_PREFIX,
+    api_key: str = "local-dev-key",
+    api_url: str = "http://127.0.0.1:8000",
+) -> dict[str, str]:
+    """The embedded platform's runtime environment: what Pulumi outputs wire in on AWS."""
+    env = LOCAL_ENV
+    values = {
+        envvars.ENV: env,
+        envvars.NAME_PREFIX: prefix,
+        envvars.AWS_REGION: DEFAULT_REGION,
+        "AWS_DEFAULT_REGION": DEFAULT_REGION,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        envvars.AWS_ENDPOINT_URL: endpoint_url,
+        envvars.KAFKA_BOOTSTRAP_SERVERS: kafka_bootstrap_servers,
+        envvars.KAFKA_TOPIC: TRANSACTIONS_TOPIC,
+        envvars.GLUE_DATABASE_PREFIX: f"{prefix}_{env}".replace("-", "_"),
+        envvars.QUERY_ENGINE: "duckdb",
+        envvars.METRICS_TABLE: f"{prefix}-{env}-metrics",
+        envvars.ALERTS_TABLE: f"{prefix}-{env}-alerts",
+        envvars.API_KEY: api_key,
+        envvars.API_URL: api_url,
+    }
+    for zone in Zone:
+        values[_OPTIONAL[f"{zone.value}_bucket"]] = bucket_name(prefix, env, zone)
+    values[envvars.ARTIFACTS_BUCKET] = bucket_name(prefix, env, SupportBucket.ARTIFACTS)
+    values[envvars.ATHENA_RESULTS_BUCKET] = bucket_name(prefix, env, SupportBucket.ATHENA_RESULTS)
+    return values

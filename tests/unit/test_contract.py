@@ -1,0 +1,238 @@
+"""Schema-v1 contract: every rule has a failing example with its reason code; both paths agree."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import jsonschema
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dataforge.contract import (
+    FIELD_NAMES,
+    Reason,
+    Rejection,
+    TransactionEvent,
+    Validator,
+    json_schema,
+)
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+CURRENCIES = frozenset({"USD", "EUR", "GBP", "JPY"})
+
+BASE: dict[str, Any] = {
+    "event_id": "6f1c2a9e-8d4b-4c3a-9e2f-1b7d5a0c4e21",
+    "event_type": "payment",
+    "schema_version": 1,
+    "event_time": "2026-11-26T11:58:30.250+01:00",
+    "transaction_id": "txn-000001",
+    "account_id": "acct-42",
+    "merchant_id": "m-0001",
+    "amount": "125.40",
+    "currency": "EUR",
+    "status": "approved",
+    "decline_reason": None,
+    "channel": "web",
+    "country": "DE",
+    "payment_method": "card",
+    "risk_score": 0.07,
+}
+
+
+@pytest.fixture(scope="module")
+def validator() -> Validator:
+    return Validator(CURRENCIES, clock=lambda: NOW)
+
+
+def encode(record: Any) -> bytes:
+    return json.dumps(record).encode()
+
+
+def with_(**changes: Any) -> dict[str, Any]:
+    record = copy.deepcopy(BASE)
+    record.update(changes)
+    return record
+
+
+def without(name: str) -> dict[str, Any]:
+    record = copy.deepcopy(BASE)
+    del record[name]
+    return record
+
+
+def test_valid_event_passes_with_its_values(validator: Validator) -> None:
+    event = validator.validate(encode(BASE))
+    assert isinstance(event, TransactionEvent)
+    assert event.canonical_event_id == BASE["event_id"]
+    assert event.amount_decimal == Decimal("125.40")
+    assert event.event_time == datetime(2026, 11, 26, 10, 58, 30, 250000, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("record", "reason", "field"),
+    [
+        pytest.param(b"{not json", Reason.INVALID_JSON, None, id="invalid_json"),
+        pytest.param(b"\xff\xfe{}", Reason.INVALID_JSON, None, id="not_utf8"),
+        pytest.param(encode([BASE]), Reason.NOT_AN_OBJECT, None, id="array"),
+        pytest.param(encode(without("amount")), Reason.MISSING_FIELD, "amount", id="missing_amount"),
+        pytest.param(encode(without("decline_reason")), Reason.MISSING_FIELD, "decline_reason", id="missing_dr"),
+        pytest.param(encode(with_(schema_version=2, amount=-5)), Reason.UNSUPPORTED_SCHEMA_VERSION,
+                     "schema_version", id="newer_version_wins_over_other_faults"),
+        pytest.param(encode(with_(schema_version=0)), Reason.INVALID_SCHEMA_VERSION, "schema_version", id="v0"),
+        pytest.param(encode(with_(schema_version="1")), Reason.INVALID_SCHEMA_VERSION, "schema_version", id="v_str"),
+        pytest.param(encode(with_(schema_version=True)), Reason.INVALID_SCHEMA_VERSION, "schema_version",
+                     id="v_bool"),
+        pytest.param(encode(with_(event_id="not-a-uuid")), Reason.INVALID_EVENT_ID, "event_id", id="event_id"),
+        pytest.param(encode(with_(event_type="chargeback")), Reason.INVALID_EVENT_TYPE, "event_type", id="type"),
+        pytest.param(encode(with_(event_time="2026-11-26T11:00:00")), Reason.INVALID_EVENT_TIME, "event_time",
+                     id="no_offset"),
+        pytest.param(encode(with_(event_time="yesterday")), Reason.INVALID_EVENT_TIME, "event_time", id="garbage"),
+        pytest.param(encode(with_(event_time="2026-11-26T12:05:01Z")), Reason.EVENT_TIME_IN_FUTURE,
+                     "event_time", id="future"),
+        pytest.param(encode(with_(transaction_id="")), Reason.INVALID_TRANSACTION_ID, "transaction_id",
+                     id="txn_empty"),
+        pytest.param(encode(with_(transaction_id="x" * 65)), Reason.INVALID_TRANSACTION_ID, "transaction_id",
+                     id="txn_long"),
+        pytest.param(encode(with_(account_id=42)), Reason.INVALID_ACCOUNT_ID, "account_id", id="account"),
+        pytest.param(encode(with_(merchant_id=None)), Reason.INVALID_MERCHANT_ID, "merchant_id", id="merchant"),
+        pytest.param(encode(with_(amount="12,50")), Reason.INVALID_AMOUNT, "amount", id="amount_text"),
+        pytest.param(encode(with_(amount="NaN")), Reason.INVALID_AMOUNT, "amount", id="amount_nan"),
+        pytest.param(encode(with_(amount=[1])), Reason.INVALID_AMOUNT, "amount", id="amount_list"),
+        pytest.param(encode(with_(amount="12345678901234567.00")), Reason.INVALID_AMOUNT, "amount",
+                     id="amount_too_big"),
+        pytest.param(encode(with_(amount=12345678901234.5)), Reason.INVALID_AMOUNT, "amount",
+                     id="float_beyond_exact"),
+        pytest.param(encode(with_(amount="0.00")), Reason.NON_POSITIVE_AMOUNT, "amount", id="zero"),
+        pytest.param(encode(with_(amount=-3)), Reason.NON_POSITIVE_AMOUNT, "amount", id="negative"),
+        pytest.param(encode(with_(amount="1.005")), Reason.AMOUNT_PRECISION, "amount", id="three_decimals"),
+        pytest.param(encode(with_(amount=0.125)), Reason.AMOUNT_PRECISION, "amount", id="float_three_decimals"),
+        pytest.param(encode(with_(currency="eur")), Reason.INVALID_CURRENCY, "currency", id="currency_case"),
+        pytest.param(encode(with_(currency=978)), Reason.INVALID_CURRENCY, "currency", id="currency_number"),
+        pytest.param(encode(with_(currency="CHF")), Reason.UNKNOWN_CURRENCY, "currency", id="currency_no_fx"),
+        pytest.param(encode(with_(status="pending")), Reason.INVALID_STATUS, "status", id="status"),
+        pytest.param(encode(with_(status="declined")), Reason.MISSING_DECLINE_REASON, "decline_reason",
+                     id="declined_without_reason"),
+        pytest.param(encode(with_(status="declined", decline_reason="")), Reason.MISSING_DECLINE_REASON,
+                     "decline_reason", id="declined_empty_reason"),
+        pytest.param(encode(with_(decline_reason="do_not_honor")), Reason.UNEXPECTED_DECLINE_REASON,
+                     "decline_reason", id="approved_with_reason"),
+        pytest.param(encode(with_(decline_reason=7)), Reason.INVALID_DECLINE_REASON, "decline_reason",
+                     id="decline_reason_type"),
+        pytest.param(encode(with_(channel="atm")), Reason.INVALID_CHANNEL, "channel", id="channel"),
+        pytest.param(encode(with_(country="XX")), Reason.INVALID_COUNTRY, "country", id="country_unassigned"),
+        pytest.param(encode(with_(country="deu")), Reason.INVALID_COUNTRY, "country", id="country_alpha3"),
+        pytest.param(encode(with_(payment_method="cash")), Reason.INVALID_PAYMENT_METHOD, "payment_method",
+                     id="payment_method"),
+        pytest.param(encode(with_(risk_score=1.5)), Reason.INVALID_RISK_SCORE, "risk_score", id="risk_high"),
+        pytest.param(encode(with_(risk_score="low")), Reason.INVALID_RISK_SCORE, "risk_score", id="risk_text"),
+    ],
+)
+def test_each_rule_rejects_with_its_reason(
+    validator: Validator, record: bytes, reason: Reason, field: str | None
+) -> None:
+    result = validator.validate(record)
+    assert isinstance(result, Rejection), result
+    assert (result.reason, result.field) == (reason, field)
+    assert result.detail
+    # The slow path names the same rule on its own.
+    diagnosed = validator.diagnose(record)
+    assert diagnosed is not None
+    assert (diagnosed.reason, diagnosed.field) == (reason, field)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"amount": 125.4},
+        {"amount": 7},
+        {"amount": "0.01"},
+        {"amount": "9999999999999999.99"},
+        {"amount": "125.400"[:-1]},
+        {"risk_score": None},
+        {"risk_score": 1},
+        {"event_time": "2026-11-26T12:05:00Z"},  # exactly the 5-minute horizon
+        {"event_id": "6F1C2A9E-8D4B-4C3A-9E2F-1B7D5A0C4E21"},
+        {"event_type": "refund"},
+        {"status": "declined", "decline_reason": "insufficient_funds"},
+        {"extra_field": {"nested": True}},
+    ],
+)
+def test_valid_variants_pass(validator: Validator, changes: dict[str, Any]) -> None:
+    result = validator.validate(encode(with_(**changes)))
+    assert isinstance(result, TransactionEvent), result
+    assert validator.diagnose(encode(with_(**changes))) is None
+
+
+def test_risk_score_is_optional(validator: Validator) -> None:
+    assert isinstance(validator.validate(encode(without("risk_score"))), TransactionEvent)
+
+
+def test_event_id_has_one_canonical_form(validator: Validator) -> None:
+    upper = validator.validate(encode(with_(event_id=BASE["event_id"].upper())))
+    assert isinstance(upper, TransactionEvent)
+    assert upper.canonical_event_id == BASE["event_id"]
+
+
+def test_validate_many_uses_one_horizon(validator: Validator) -> None:
+    results = list(validator.validate_many([encode(BASE), b"[]", encode(with_(amount="0"))]))
+    assert isinstance(results[0], TransactionEvent)
+    assert [r.reason for r in results[1:] if isinstance(r, Rejection)] == [
+        Reason.NOT_AN_OBJECT,
+        Reason.NON_POSITIVE_AMOUNT,
+    ]
+
+
+def test_json_schema_derives_from_the_contract() -> None:
+    schema = json_schema()
+    assert tuple(schema["properties"]) == FIELD_NAMES
+    assert "risk_score" not in schema["required"]
+    jsonschema.validate(BASE, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(with_(channel="atm"), schema)
+
+
+_MUTATIONS: dict[str, Any] = {
+    "event_id": st.sampled_from(["", "zz", BASE["event_id"], 5, None]),
+    "event_type": st.sampled_from(["payment", "refund", "x", 1]),
+    "schema_version": st.sampled_from([1, 2, 0, -1, "1", None, 1.0]),
+    "event_time": st.sampled_from(["2026-11-26T10:00:00Z", "2027-01-01T00:00:00Z", "2026-11-26", "", 0]),
+    "amount": st.one_of(
+        st.decimals(min_value=-10, max_value=10**6, places=3, allow_nan=False).map(str),
+        st.floats(min_value=-1, max_value=1e6, allow_nan=False),
+        st.integers(min_value=-2, max_value=10**17),
+        st.sampled_from(["", "1e3", "+1", " 1", "1.", ".5", "١٢"]),
+    ),
+    "currency": st.sampled_from(["EUR", "USD", "XYZ", "eu", 1]),
+    "status": st.sampled_from(["approved", "declined", "ok"]),
+    "decline_reason": st.sampled_from([None, "", "do_not_honor", 3]),
+    "channel": st.sampled_from(["web", "pos", "fax"]),
+    "country": st.sampled_from(["DE", "US", "ZZ", "", None]),
+    "payment_method": st.sampled_from(["card", "wallet", "cheque"]),
+    "risk_score": st.one_of(st.none(), st.floats(min_value=-0.5, max_value=1.5, allow_nan=False)),
+}
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    changes=st.fixed_dictionaries({}, optional=_MUTATIONS),
+    dropped=st.sets(st.sampled_from(FIELD_NAMES), max_size=2),
+)
+def test_fast_path_and_slow_path_always_agree(
+    validator: Validator, changes: dict[str, Any], dropped: set[str]
+) -> None:
+    record = with_(**changes)
+    for name in dropped:
+        record.pop(name, None)
+    raw = encode(record)
+    fast = validator.validate(raw)
+    slow = validator.diagnose(raw)
+    if isinstance(fast, TransactionEvent):
+        assert slow is None
+    else:
+        assert slow is not None
+        assert (fast.reason, fast.field) == (slow.reason, slow.field)
