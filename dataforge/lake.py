@@ -67,7 +67,12 @@ def bucket_name(prefix: str, env: str, bucket: Zone | SupportBucket) -> str:
 
 def glue_database(prefix: str, env: str, zone: Zone) -> str:
     """Glue database per zone: ``{prefix}_{env}_{zone}`` (Glue/Athena names take no hyphens)."""
-    return f"{prefix}_{env}_{zone.value}".replace("-", "_")
+    return zone_database(f"{prefix}_{env}", zone)
+
+
+def zone_database(database_prefix: str, zone: Zone) -> str:
+    """Glue database of a zone from the stack's database prefix (``DATAFORGE_GLUE_DATABASE_PREFIX``)."""
+    return f"{database_prefix}_{zone.value}".replace("-", "_")
 
 
 def hive_partition(ts: datetime) -> str:
