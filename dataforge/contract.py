@@ -135,16 +135,9 @@ _CURRENCY_TEXT = re.compile(r"[A-Z]{3}")
 _INT_AMOUNT_LIMIT: Final = 10**AMOUNT_MAX_INTEGER_DIGITS
 
 
-def _amount_text_ok(text: str) -> bool:
-    """Fast form of ``check_amount`` for text: 1-16 digits, optional 1-2 fraction digits, not zero."""
-    whole, dot, cents = text.partition(".")
-    return (
-        0 < len(whole) <= AMOUNT_MAX_INTEGER_DIGITS
-        and whole.isdigit()
-        and whole.isascii()
-        and (not dot or (0 < len(cents) <= 2 and cents.isdigit() and cents.isascii()))
-        and (whole.strip("0") != "" or cents.strip("0") != "")
-    )
+# The fast form of ``check_amount`` for text, as one C-level match: 1-16 digits, optionally 1-2
+# fraction digits, and not zero.
+_amount_text_ok: Final = re.compile(r"(?!0*(?:\.0*)?$)[0-9]{1,16}(?:\.[0-9]{1,2})?").fullmatch
 
 
 def amount_to_decimal(amount: str | int | float) -> Decimal:
@@ -291,13 +284,12 @@ class Validator:
     ``clock`` gives "now" for the future-time rule (inject a fixed one in tests).
     """
 
-    __slots__ = ("_clock", "_currencies", "_decoder", "_field_decoders")
+    __slots__ = ("_clock", "_currencies", "_decoder")
 
     def __init__(self, currencies: Collection[str], *, clock: Callable[[], datetime] = _utcnow) -> None:
         self._currencies = frozenset(currencies)
         self._clock = clock
         self._decoder = msgspec.json.Decoder(TransactionEvent)
-        self._field_decoders = {spec.name: msgspec.json.Decoder(spec.decode_type) for spec in FIELDS}
 
     def horizon(self) -> datetime:
         """Latest acceptable ``event_time``; compute once per batch and pass to ``validate``."""
@@ -319,7 +311,7 @@ class Validator:
             event.schema_version == SCHEMA_VERSION
             and event.event_time <= (self.horizon() if horizon is None else horizon)
             and (
-                _amount_text_ok(amount)
+                _amount_text_ok(amount) is not None
                 if amount.__class__ is str
                 else (amount.__class__ is int and 0 < amount < _INT_AMOUNT_LIMIT)
             )
@@ -384,7 +376,7 @@ class Validator:
                     return Rejection(Reason.MISSING_FIELD, spec.name, f"required field {spec.name!r} is missing")
                 continue
             try:
-                value = self._field_decoders[spec.name].decode(msgspec.json.encode(obj[spec.name]))
+                value = msgspec.convert(obj[spec.name], spec.decode_type)
             except msgspec.ValidationError as exc:
                 return Rejection(spec.invalid, spec.name, f"{spec.name}: {exc}")
             reason = self._field_rule(spec.name, value, obj, horizon)
