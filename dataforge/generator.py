@@ -1,0 +1,795 @@
+"""Synthetic transaction events (schema v1), seeded and fast, with exact expectations attached.
+
+``generate_events(config)`` yields ``GeneratedEvent`` items: the Kafka key (``account_id``), the JSON
+value, and what the pipeline must do with it (``expected_reason``: None for a valid record, else the
+exact ``Reason`` that ``dataforge.contract.Validator`` returns; ``enrichment_reason``: ``no_fx_rate``
+for a valid record whose currency has no rate yet on its event date). Tests and benchmarks can
+therefore reconcile exactly: received = valid + quarantined, reason by reason.
+
+What the stream looks like:
+
+- event times increase through ``[start, end)`` with an hourly day/night curve (UTC) and quieter
+  weekends; a few producers send their local UTC offset instead of ``Z``;
+- Zipf-like merchant popularity (enterprise merchants first), plus a few merchant ids that are not in
+  the reference file (enriched as ``unknown``);
+- buyers from per-country account pools with many repeat customers; most payments are domestic and
+  in the merchant's currency;
+- log-normal amounts per merchant category, converted to the event currency with the FX table (whole
+  units for JPY), sent as strings with two decimals and sometimes as JSON numbers;
+- a ``risk_score`` per event; declines become likelier as risk rises, each with a realistic reason;
+- refunds of recent approved payments (same account, merchant, currency; full or partial);
+- ``invalid_fraction`` of records break exactly one contract rule, cycling through every
+  record-level reason; ``duplicate_fraction`` re-emit an earlier valid event byte for byte (what a
+  retrying producer does).
+
+Everything random comes from one ``random.Random(seed)``: the same config and reference data give
+the same bytes. The hot path formats JSON text directly (every value is generator-controlled ASCII)
+and draws categorical values from precomputed tables; see ``bench/generator_throughput.py``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import math
+import random
+import statistics
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
+from functools import cache
+from itertools import accumulate
+from typing import Any, Final
+
+import msgspec
+
+from dataforge.contract import FIELDS, MAX_FUTURE_SKEW, MAX_ID_LENGTH, Reason
+from dataforge.reference import FxTable, Merchant, default_fx, default_merchants
+
+log = logging.getLogger(__name__)
+
+#: Every reason the record validator can give (the others come from enrichment and file landing).
+RECORD_REASONS: Final[tuple[Reason, ...]] = tuple(
+    r for r in Reason if r not in (Reason.NO_FX_RATE, Reason.MALFORMED_FILE)
+)
+DEFAULT_WINDOW: Final = timedelta(hours=24)
+DEFAULT_END_LAG: Final = timedelta(minutes=10)
+ZERO_DECIMAL_CURRENCIES: Final = frozenset({"JPY", "KRW", "CLP", "ISK", "VND"})
+# ISO 4217 codes that are well-formed; the generator uses those missing from the FX table.
+UNKNOWN_CURRENCY_CANDIDATES: Final = ("ZAR", "TRY", "ARS", "KRW", "NZD", "THB", "CZK", "ILS", "XTS")
+UNKNOWN_MERCHANTS: Final = 5
+
+# Hourly traffic curve by UTC hour (Europe afternoon and the Americas' morning overlap at the peak).
+HOURLY_WEIGHTS: Final = (
+    0.30, 0.22, 0.17, 0.15, 0.16, 0.22, 0.34, 0.50, 0.66, 0.80, 0.90, 0.96,
+    1.00, 1.00, 0.98, 0.97, 0.98, 1.00, 0.97, 0.90, 0.78, 0.63, 0.49, 0.38,
+)
+WEEKEND_FACTOR: Final = 0.85
+
+# category -> (median ticket in USD, sigma of log amount)
+CATEGORY_AMOUNTS: Final[Mapping[str, tuple[float, float]]] = {
+    "grocery": (45.0, 0.7), "restaurants": (38.0, 0.6), "fast_food": (11.0, 0.5), "fuel": (55.0, 0.4),
+    "electronics": (180.0, 1.0), "apparel": (70.0, 0.8), "department_store": (85.0, 0.8),
+    "marketplace": (40.0, 1.0), "airlines": (350.0, 0.7), "lodging": (220.0, 0.7),
+    "ride_hailing": (18.0, 0.6), "digital_goods": (9.0, 0.9), "streaming": (13.0, 0.3),
+    "gaming": (15.0, 1.0), "pharmacy": (25.0, 0.7), "home_improvement": (95.0, 0.9),
+    "sporting_goods": (75.0, 0.8), "books": (22.0, 0.5), "telecom": (45.0, 0.5),
+    "utilities": (110.0, 0.5), "ticketing": (90.0, 0.7),
+}
+DEFAULT_AMOUNT: Final = (50.0, 0.9)
+# category -> channel weights (web, mobile, pos)
+CATEGORY_CHANNELS: Final[Mapping[str, tuple[float, float, float]]] = {
+    "grocery": (0.10, 0.10, 0.80), "restaurants": (0.10, 0.15, 0.75), "fast_food": (0.05, 0.25, 0.70),
+    "fuel": (0.02, 0.08, 0.90), "electronics": (0.50, 0.20, 0.30), "apparel": (0.40, 0.30, 0.30),
+    "department_store": (0.30, 0.20, 0.50), "marketplace": (0.60, 0.40, 0.0), "airlines": (0.70, 0.30, 0.0),
+    "lodging": (0.60, 0.25, 0.15), "ride_hailing": (0.0, 1.0, 0.0), "digital_goods": (0.50, 0.50, 0.0),
+    "streaming": (0.60, 0.40, 0.0), "gaming": (0.30, 0.70, 0.0), "pharmacy": (0.15, 0.10, 0.75),
+    "home_improvement": (0.30, 0.10, 0.60), "sporting_goods": (0.40, 0.20, 0.40), "books": (0.50, 0.20, 0.30),
+    "telecom": (0.50, 0.40, 0.10), "utilities": (0.80, 0.20, 0.0), "ticketing": (0.60, 0.40, 0.0),
+}
+DEFAULT_CHANNELS: Final = (0.40, 0.30, 0.30)
+CHANNEL_NAMES: Final = ("web", "mobile", "pos")
+# channel -> payment-method weights (card, wallet, bank_transfer)
+CHANNEL_METHODS: Final[Mapping[str, tuple[float, float, float]]] = {
+    "web": (0.72, 0.18, 0.10), "mobile": (0.42, 0.55, 0.03), "pos": (0.93, 0.07, 0.0),
+}
+METHOD_NAMES: Final = ("card", "wallet", "bank_transfer")
+# Issuer/acquirer decline reasons and their shares among ordinary (not high-risk) declines.
+DECLINE_REASONS: Final[Mapping[str, float]] = {
+    "insufficient_funds": 0.38, "do_not_honor": 0.25, "expired_card": 0.08, "incorrect_cvc": 0.07,
+    "card_velocity_exceeded": 0.05, "invalid_account": 0.04, "suspected_fraud": 0.06,
+    "processing_error": 0.04, "restricted_card": 0.03,
+}
+HIGH_RISK: Final = 0.75  # above this, most declines are suspected_fraud
+# relative size of a country's card market (orders merchants of one tier by popularity)
+MARKET_WEIGHTS: Final[Mapping[str, float]] = {
+    "US": 1.0, "GB": 0.5, "DE": 0.45, "FR": 0.4, "JP": 0.4, "CA": 0.3, "BR": 0.3, "IN": 0.3, "AU": 0.25,
+    "ES": 0.25, "IT": 0.25, "NL": 0.2, "MX": 0.2,
+}
+EURO_COUNTRIES: Final = frozenset({
+    "AT", "BE", "CY", "DE", "EE", "ES", "FI", "FR", "GR", "HR", "IE", "IT", "LT", "LU", "LV", "MT", "NL",
+    "PT", "SI", "SK",
+})
+HOME_CURRENCIES: Final[Mapping[str, str]] = {
+    "US": "USD", "GB": "GBP", "JP": "JPY", "CH": "CHF", "CA": "CAD", "AU": "AUD", "SE": "SEK",
+    "NO": "NOK", "DK": "DKK", "PL": "PLN", "BR": "BRL", "MX": "MXN", "IN": "INR", "SG": "SGD",
+    "HU": "HUF", "NZ": "NZD", "ZA": "ZAR", "KR": "KRW", "CZ": "CZK", "TR": "TRY",
+}
+# Standard UTC offsets (minutes) some producers send instead of "Z".
+COUNTRY_OFFSETS: Final[Mapping[str, int]] = {
+    "US": -300, "CA": -300, "MX": -360, "BR": -180, "GB": 0, "IE": 0, "PT": 0, "JP": 540, "SG": 480,
+    "IN": 330, "AU": 600, "FI": 120,
+}
+
+
+class GeneratedEvent(msgspec.Struct, frozen=True, gc=False):
+    """One produced record and what the pipeline must do with it.
+
+    ``key`` is the Kafka key (the ``account_id`` bytes; empty when the record has none), ``value`` the
+    exact bytes sent. ``expected_reason`` is the ``Reason`` the record validator returns, or None for
+    a valid record. ``enrichment_reason`` is ``no_fx_rate`` for a valid record whose currency has no
+    rate on or before its event date. ``is_duplicate`` marks a byte-identical re-send of an earlier
+    valid event (same ``event_id``); the validator accepts it, silver dedupes it.
+    """
+
+    key: bytes
+    value: bytes
+    event_id: str | None
+    expected_reason: Reason | None
+    is_duplicate: bool = False
+    enrichment_reason: Reason | None = None
+
+    @property
+    def is_valid(self) -> bool:
+        return self.expected_reason is None
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratorConfig:
+    """What to generate. ``start``/``end`` (aware, UTC) default to the 24 h ending 10 minutes ago.
+
+    Fractions are of all ``count`` records: ``invalid_fraction`` break one rule each,
+    ``duplicate_fraction`` are re-sends; ``refund_fraction`` is the share of refunds among new
+    valid events; ``unknown_merchant_fraction`` of new events name a merchant missing from the
+    reference file; ``number_amount_fraction`` send the amount as a JSON number.
+    """
+
+    count: int = 10_000
+    seed: int = 0
+    start: datetime | None = None
+    end: datetime | None = None
+    invalid_fraction: float = 0.0
+    duplicate_fraction: float = 0.0
+    refund_fraction: float = 0.03
+    unknown_merchant_fraction: float = 0.005
+    number_amount_fraction: float = 0.05
+    local_offset_fraction: float = 0.02
+    cross_border_fraction: float = 0.10
+    zipf_exponent: float = 1.1
+    accounts_per_country: int = 100_000
+
+    def __post_init__(self) -> None:
+        if self.count < 0:
+            raise ValueError(f"count must be >= 0, got {self.count}")
+        fractions = {
+            "invalid_fraction": self.invalid_fraction, "duplicate_fraction": self.duplicate_fraction,
+            "refund_fraction": self.refund_fraction,
+            "unknown_merchant_fraction": self.unknown_merchant_fraction,
+            "number_amount_fraction": self.number_amount_fraction,
+            "local_offset_fraction": self.local_offset_fraction,
+            "cross_border_fraction": self.cross_border_fraction,
+        }
+        for name, value in fractions.items():
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be within [0, 1], got {value}")
+        if self.invalid_fraction + self.duplicate_fraction > 1.0:
+            raise ValueError("invalid_fraction + duplicate_fraction must not exceed 1")
+        for name, moment in (("start", self.start), ("end", self.end)):
+            if moment is not None and moment.utcoffset() is None:
+                raise ValueError(f"{name} must be timezone-aware, got {moment.isoformat()}")
+        if self.accounts_per_country < 1:
+            raise ValueError("accounts_per_country must be >= 1")
+
+    def window(self, now: datetime) -> tuple[datetime, datetime]:
+        """The resolved ``[start, end)`` in UTC; ``end`` must not be in the future (given ``now``)."""
+        end = (self.end or now - DEFAULT_END_LAG).astimezone(UTC)
+        start = (self.start or end - DEFAULT_WINDOW).astimezone(UTC)
+        if start >= end:
+            raise ValueError(f"start {start.isoformat()} must be before end {end.isoformat()}")
+        if end > now + MAX_FUTURE_SKEW:
+            raise ValueError(
+                f"end {end.isoformat()} is in the future: events after now + {MAX_FUTURE_SKEW} would be "
+                "quarantined as event_time_in_future, so the generator does not produce them"
+            )
+        return start, end
+
+
+# --- summary -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationSummary:
+    """Counts by kind. ``total`` = ``valid`` + ``invalid``; ``duplicates`` are among ``valid``."""
+
+    total: int
+    valid: int
+    invalid: int
+    duplicates: int
+    no_fx_rate: int
+    by_reason: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def unique_valid(self) -> int:
+        return self.valid - self.duplicates
+
+
+class SummaryCounter:
+    """Counts events as they pass (sinks use it while streaming)."""
+
+    __slots__ = ("_duplicates", "_no_fx", "_reasons", "_total")
+
+    def __init__(self) -> None:
+        self._total = 0
+        self._duplicates = 0
+        self._no_fx = 0
+        self._reasons: Counter[str] = Counter()
+
+    def add(self, event: GeneratedEvent) -> None:
+        self._total += 1
+        if event.expected_reason is not None:
+            self._reasons[event.expected_reason.value] += 1
+        elif event.is_duplicate:
+            self._duplicates += 1
+        if event.enrichment_reason is not None and not event.is_duplicate:
+            self._no_fx += 1
+
+    def result(self) -> GenerationSummary:
+        invalid = sum(self._reasons.values())
+        return GenerationSummary(
+            total=self._total, valid=self._total - invalid, invalid=invalid, duplicates=self._duplicates,
+            no_fx_rate=self._no_fx, by_reason=dict(sorted(self._reasons.items())),
+        )
+
+
+def summary(events: Iterable[GeneratedEvent]) -> GenerationSummary:
+    """Counts by kind: valid, invalid by reason, duplicates, and unique valid events lacking an FX rate."""
+    counter = SummaryCounter()
+    for event in events:
+        counter.add(event)
+    return counter.result()
+
+
+# --- precomputed tables --------------------------------------------------------------------------
+
+_TABLE_BITS: Final = 10  # categorical draws: 1024-entry lookup tables, 0.1 % resolution
+_NORMAL_BITS: Final = 14  # standard-normal quantiles, 16384 entries
+_RISK_BITS: Final = 16  # risk score: uniform 16 bits -> cubed -> 0..10000 (1e-4 steps)
+_CHUNK: Final = 1024  # events per batch of random ids
+_DUP_RING: Final = 1024  # a retry re-sends one of the last N valid events (power of two)
+_REFUND_RING: Final = 256  # refunds pick one of the last N sampled approved payments (power of two)
+_NO_RISK: Final = -1
+
+
+def _table(weights: Iterable[float], bits: int = _TABLE_BITS) -> tuple[int, ...]:
+    """A lookup table of indexes whose frequencies follow ``weights`` (largest remainder rounding)."""
+    values = list(weights)
+    total = sum(values)
+    size = 1 << bits
+    exact = [w / total * size for w in values]
+    counts = [int(x) for x in exact]
+    by_remainder = sorted(range(len(values)), key=lambda i: exact[i] - counts[i], reverse=True)
+    for i in by_remainder[: size - sum(counts)]:
+        counts[i] += 1
+    return tuple(i for i, n in enumerate(counts) for _ in range(n))
+
+
+@dataclass(frozen=True, slots=True)
+class _Tables:
+    """Text and number tables shared by every generator in the process (built once, ~50 ms)."""
+
+    normal: tuple[float, ...]  # standard-normal quantiles
+    minsec: tuple[str, ...]  # "mm:ss" for each second of an hour
+    millis: tuple[str, ...]  # "000".."999"
+    cents: tuple[str, ...]  # "00".."99"
+    risk_level: tuple[int, ...]  # uniform 16 bits -> risk in 1e-4 steps, skewed low (cubed)
+    risk_text: tuple[str, ...]  # risk level -> JSON number text
+    risk_json: tuple[str, ...]  # risk level -> ',"risk_score":<n>'
+    decline_p: tuple[float, ...]  # risk level -> probability of a decline
+
+
+@cache
+def _tables() -> _Tables:
+    dist = statistics.NormalDist()
+    n_normal = 1 << _NORMAL_BITS
+    n_risk = 1 << _RISK_BITS
+    risk_text = tuple(repr(k / 10_000) for k in range(10_001))
+    return _Tables(
+        normal=tuple(dist.inv_cdf((k + 0.5) / n_normal) for k in range(n_normal)),
+        minsec=tuple(f"{s // 60:02d}:{s % 60:02d}" for s in range(3600)),
+        millis=tuple(f"{m:03d}" for m in range(1000)),
+        cents=tuple(f"{c:02d}" for c in range(100)),
+        risk_level=tuple(int(((k + 0.5) / n_risk) ** 3 * 10_000) for k in range(n_risk)),
+        risk_text=risk_text,
+        risk_json=tuple(f',"risk_score":{text}' for text in risk_text),
+        decline_p=tuple(0.035 + 0.5 * (k / 10_000) ** 3 for k in range(10_001)),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Bucket:
+    """One hour (clipped to the window) of the event-time curve."""
+
+    cum_hi: float  # cumulative weight at the end of this bucket (infinite for the last one)
+    cum_lo: float
+    ms_per_weight: float
+    ms0: int  # offset of the bucket start within its hour
+    ms_max: int
+    prefix: str  # "YYYY-MM-DDTHH:"
+    hour_start: datetime
+    no_rate: frozenset[str]  # currencies without an FX rate on this date
+
+
+def _buckets(start: datetime, end: datetime, fx: FxTable) -> tuple[list[_Bucket], float]:
+    """The hourly buckets of ``[start, end)`` and their total weight."""
+    currencies = sorted(fx.currencies)
+    no_rate_by_day: dict[date, frozenset[str]] = {}
+    buckets: list[_Bucket] = []
+    cum = 0.0
+    hour_start = start.replace(minute=0, second=0, microsecond=0)
+    while hour_start < end:
+        lo, hi = max(hour_start, start), min(hour_start + timedelta(hours=1), end)
+        span_ms = (hi - lo) // timedelta(milliseconds=1)
+        if span_ms > 0:
+            weekend = WEEKEND_FACTOR if hour_start.weekday() >= 5 else 1.0
+            weight = HOURLY_WEIGHTS[hour_start.hour] * weekend * span_ms / 3_600_000
+            day = hour_start.date()
+            if day not in no_rate_by_day:
+                no_rate_by_day[day] = frozenset(c for c in currencies if fx.rate_on(c, day) is None)
+            ms0 = (lo - hour_start) // timedelta(milliseconds=1)
+            buckets.append(_Bucket(
+                cum_hi=cum + weight, cum_lo=cum, ms_per_weight=span_ms / weight, ms0=ms0,
+                ms_max=ms0 + span_ms - 1, prefix=hour_start.strftime("%Y-%m-%dT%H:"),
+                hour_start=hour_start, no_rate=no_rate_by_day[day],
+            ))
+            cum += weight
+        hour_start += timedelta(hours=1)
+    if buckets:  # no float rounding can push an event past the last bucket
+        last = buckets[-1]
+        buckets[-1] = _Bucket(math.inf, last.cum_lo, last.ms_per_weight, last.ms0, last.ms_max,
+                              last.prefix, last.hour_start, last.no_rate)
+    return buckets, cum
+
+
+def _usd_per_unit(fx: FxTable, currency: str, on: date) -> float:
+    """The rate on ``on``, else the currency's first rate (used for the amount scale only)."""
+    rate = fx.rate_on(currency, on)
+    if rate is None:
+        first = [r for r in fx.rates if r.currency == currency]
+        rate = min(first, key=lambda r: r.rate_date).usd_per_unit if first else Decimal(1)
+    return float(rate)
+
+
+@cache
+def _channel_methods(category: str) -> tuple[tuple[str, str], ...]:
+    """(channel, payment_method) lookup table of a merchant category."""
+    pairs: list[tuple[str, str]] = []
+    weights: list[float] = []
+    for channel, cw in zip(CHANNEL_NAMES, CATEGORY_CHANNELS.get(category, DEFAULT_CHANNELS), strict=True):
+        for method, mw in zip(METHOD_NAMES, CHANNEL_METHODS[channel], strict=True):
+            pairs.append((channel, method))
+            weights.append(cw * mw)
+    return tuple(pairs[i] for i in _table(weights))
+
+
+def _home_currency(country: str, currencies: frozenset[str]) -> str:
+    code = "EUR" if country in EURO_COUNTRIES else HOME_CURRENCIES.get(country, "USD")
+    return code if code in currencies else "USD"
+
+
+# A merchant as the hot loop needs it (a tuple: one unpack instead of many attribute loads):
+# (merchant_id, country, currency, log median ticket in minor units, sigma, channel/method table,
+#  account-id prefix of domestic buyers)
+_Profile = tuple[str, str, str, float, float, tuple[tuple[str, str], ...], str]
+
+
+def _popularity_key(merchant: Merchant) -> tuple[int, float, str]:
+    """Popularity order: by tier, then a stable per-merchant draw favouring large markets."""
+    tier = {"enterprise": 0, "mid": 1, "small": 2}.get(merchant.tier, 3)
+    draw = (zlib.crc32(merchant.merchant_id.encode()) + 1) / 2**32
+    return tier, -MARKET_WEIGHTS.get(merchant.country, 0.15) * draw, merchant.merchant_id
+
+
+def _account_prefix(country: str) -> str:
+    return f"acc_{country.lower()}"
+
+
+# --- the generator -------------------------------------------------------------------------------
+
+
+def generate_events(
+    config: GeneratorConfig,
+    *,
+    merchants: Mapping[str, Merchant] | None = None,
+    fx: FxTable | None = None,
+    clock: Callable[[], datetime] = _utcnow,
+) -> Iterator[GeneratedEvent]:
+    """Yield ``config.count`` records (valid, invalid and duplicates mixed), event times increasing.
+
+    ``merchants`` and ``fx`` default to the reference data (``dataforge.reference``); ``clock`` is
+    only read to resolve the default window and to refuse an ``end`` in the future.
+    """
+    merchants = default_merchants() if merchants is None else merchants
+    fx = default_fx() if fx is None else fx
+    if not merchants:
+        raise ValueError("the generator needs at least one merchant")
+    if "USD" not in fx.currencies:
+        raise ValueError("the FX table must contain USD")
+    start, end = config.window(clock())
+    return _Generator(config, merchants, fx, start, end).run()
+
+
+class _Generator:
+    """Setup (tables, merchant profiles, hourly buckets) and the hot loop."""
+
+    def __init__(self, config: GeneratorConfig, merchants: Mapping[str, Merchant], fx: FxTable,
+                 start: datetime, end: datetime) -> None:
+        self.config = config
+        self.end = end
+        currencies = fx.currencies
+        on = start.date()
+        # minor units (cents, or whole yen) per USD, by currency
+        self.minor_per_usd = {
+            c: (1.0 if c in ZERO_DECIMAL_CURRENCIES else 100.0) / _usd_per_unit(fx, c, on)
+            for c in sorted(currencies)
+        }
+        ordered = sorted(merchants.values(), key=_popularity_key)
+        known = [self._profile(m.merchant_id, m.country, m.category, currencies) for m in ordered]
+        # popularity: Zipf over the known merchants, plus a small flat share for unknown ones
+        weights = [1.0 / (rank + 1) ** config.zipf_exponent for rank in range(len(known))]
+        scale = (1.0 - config.unknown_merchant_fraction) / sum(weights)
+        weights = [w * scale for w in weights]
+        unknown = self._unknown(merchants, ordered, currencies)
+        weights += [config.unknown_merchant_fraction / len(unknown)] * len(unknown)
+        self.profiles = known + unknown
+        self.merchant_cum = list(accumulate(weights))
+        self.merchant_cum[-1] = math.inf
+        countries = sorted({m.country for m in merchants.values()})
+        share = Counter(m.country for m in merchants.values())
+        self.country_table = tuple(countries[i] for i in _table(share[c] for c in countries))
+        self.country_currency = {c: _home_currency(c, currencies) for c in countries}
+        self.account_prefix = {c: _account_prefix(c) for c in countries}
+        self.buckets, self.total_weight = _buckets(start, end, fx)
+        reasons = list(DECLINE_REASONS)
+        self.decline_table = tuple(reasons[i] for i in _table(DECLINE_REASONS.values()))
+        self.unknown_currencies = [c for c in UNKNOWN_CURRENCY_CANDIDATES if c not in currencies] or ["QQQ"]
+        log.debug("generator: %d records, seed %d, %s .. %s, %d merchants", config.count, config.seed,
+                  start.isoformat(), end.isoformat(), len(merchants))
+
+    def _profile(self, merchant_id: str, country: str, category: str, currencies: frozenset[str]) -> _Profile:
+        median, sigma = CATEGORY_AMOUNTS.get(category, DEFAULT_AMOUNT)
+        currency = _home_currency(country, currencies)
+        return (merchant_id, country, currency, math.log(median * self.minor_per_usd[currency]), sigma,
+                _channel_methods(category), _account_prefix(country))
+
+    def _unknown(self, merchants: Mapping[str, Merchant], ordered: list[Merchant],
+                 currencies: frozenset[str]) -> list[_Profile]:
+        """Merchants onboarded after the reference snapshot: ids absent from ``merchants``."""
+        result: list[_Profile] = []
+        n = 9000
+        while len(result) < UNKNOWN_MERCHANTS:
+            n += 1
+            if f"mrc_{n}" not in merchants:
+                like = ordered[(len(result) * 7) % len(ordered)]
+                result.append(self._profile(f"mrc_{n}", like.country, like.category, currencies))
+        return result
+
+    def run(self) -> Iterator[GeneratedEvent]:
+        """The hot loop: a new valid payment is the straight path; everything else is a branch."""
+        cfg = self.config
+        count = cfg.count
+        if count == 0 or not self.buckets:
+            return
+        rng = random.Random(cfg.seed)  # noqa: S311 - synthetic data, not security
+        random_, getrandbits, randbytes = rng.random, rng.getrandbits, rng.randbytes
+        t = _tables()
+        normal, minsec, millis, cents = t.normal, t.minsec, t.millis, t.cents
+        risk_level, risk_text, risk_json_t, decline_p = t.risk_level, t.risk_text, t.risk_json, t.decline_p
+        exp, bisect_right = math.exp, bisect.bisect_right
+        profiles, merchant_cum = self.profiles, self.merchant_cum
+        minor_per_usd, decline_table = self.minor_per_usd, self.decline_table
+        decline_json = {r: f'"declined","decline_reason":"{r}"' for r in DECLINE_REASONS}
+        country_table, country_currency = self.country_table, self.country_currency
+        account_prefix = self.account_prefix
+        zero_decimal = ZERO_DECIMAL_CURRENCIES
+        no_fx, kinds = Reason.NO_FX_RATE, RECORD_REASONS
+        pool = 2 * cfg.accounts_per_country
+        regulars = 2 * max(1, cfg.accounts_per_country // 20)
+        approved_json = '"approved","decline_reason":null'
+        null_risk = ',"risk_score":null'
+        high_risk = int(HIGH_RISK * 10_000)
+
+        dup_hi = cfg.duplicate_fraction
+        invalid_hi = dup_hi + cfg.invalid_fraction
+        refund_hi = 1.0 - (1.0 - invalid_hi) * cfg.refund_fraction  # u above this: a refund
+        cross_p = cfg.cross_border_fraction
+        dcc_p = cross_p * 0.25  # cross-border buyers charged in their home currency
+        # 10-bit thresholds for the rarer per-event choices (drawn from spare random bits)
+        number_t = round(cfg.number_amount_fraction * 1024)
+        offset_t = round(cfg.local_offset_fraction * 1024)
+
+        dup_ring: list[GeneratedEvent] = []
+        n_valid = 0
+        refund_ring: list[tuple[str, str, str, str, str, str, int]] = []
+        n_sampled = 0
+        invalid_seq = 0
+
+        buckets = self.buckets
+        b_index = 0
+        bucket = buckets[0]
+        cum_hi, cum_lo, ms_per_weight = bucket.cum_hi, bucket.cum_lo, bucket.ms_per_weight
+        ms0, ms_max, prefix, no_rate = bucket.ms0, bucket.ms_max, bucket.prefix, bucket.no_rate
+        scale = self.total_weight / count
+        ids: list[str] = []
+        txns: list[str] = []
+        j = _CHUNK
+
+        for i in range(count):
+            u = random_()
+            if u < dup_hi:
+                if n_valid:
+                    original = dup_ring[int(random_() * (n_valid if n_valid < _DUP_RING else _DUP_RING))]
+                    yield GeneratedEvent(original.key, original.value, original.event_id, None, True,
+                                         original.enrichment_reason)
+                    continue
+                u = invalid_hi  # nothing to re-send yet: a new payment instead
+
+            # event time: the (i + jitter) / count quantile of the weighted hours, always increasing
+            q = (i + random_()) * scale
+            if q >= cum_hi:
+                while q >= cum_hi:
+                    b_index += 1
+                    bucket = buckets[b_index]
+                    cum_hi = bucket.cum_hi
+                cum_lo, ms_per_weight, ms0, ms_max = bucket.cum_lo, bucket.ms_per_weight, bucket.ms0, bucket.ms_max
+                prefix, no_rate = bucket.prefix, bucket.no_rate
+            off = ms0 + int((q - cum_lo) * ms_per_weight)
+            if off > ms_max:
+                off = ms_max
+
+            if j == _CHUNK:
+                ids, txns = _random_ids(randbytes)
+                j = 0
+            event_id = ids[j]
+            txn = txns[j]
+            j += 1
+
+            bits = getrandbits(43)  # risk 16 | risk null/absent 7 | local offset 10 | JSON number 10
+            opt = bits >> 16
+            reason: str | None = None
+            if u > refund_hi and n_sampled:
+                merchant_id, account, country, currency, channel, method, paid = refund_ring[
+                    int(random_() * (n_sampled if n_sampled < _REFUND_RING else _REFUND_RING))]
+                units = paid if random_() < 0.7 else max(1, int(paid * (0.1 + 0.8 * random_())))
+                event_type = "refund"
+                risk_k = _NO_RISK
+                if random_() < 0.01:
+                    reason = "processing_error"
+            else:
+                event_type = "payment"
+                merchant_id, country, currency, mu, sigma, channel_methods, acc_prefix = profiles[
+                    bisect_right(merchant_cum, random_())]
+                channel, method = channel_methods[getrandbits(10)]
+                x = exp(mu + sigma * normal[getrandbits(14)])  # minor units of the merchant currency
+                w = random_()
+                if w < cross_p:  # a visitor, or a cross-border online buyer
+                    country = country_table[getrandbits(10)]
+                    acc_prefix = account_prefix[country]
+                    if w < dcc_p:  # dynamic currency conversion: charged in the buyer's currency
+                        home = country_currency[country]
+                        x *= minor_per_usd[home] / minor_per_usd[currency]
+                        currency = home
+                a = random_()  # half the payments come from the regular 5 % of a country's accounts
+                account = f"{acc_prefix}{int(a * regulars if a < 0.5 else (a - 0.5) * pool) + 10_000_000}"
+                units = int(x + 0.5) or 1
+                risk_k = risk_level[bits & 0xFFFF]
+                if random_() < decline_p[risk_k]:
+                    reason = "suspected_fraud" if risk_k > high_risk and opt & 1 else decline_table[getrandbits(10)]
+
+            amount = (f'"{units}"' if currency in zero_decimal
+                      else f'"{units // 100}.{cents[units % 100]}"')
+            if u < invalid_hi:
+                kind = kinds[invalid_seq % len(kinds)]
+                invalid_seq += 1
+                record = _record(event_id, event_type, f"{prefix}{minsec[off // 1000]}.{millis[off % 1000]}Z",
+                                 txn, account, merchant_id, amount[1:-1], currency, reason, channel,
+                                 country, method, risk_text[risk_k] if risk_k >= 0 else None)
+                key, value, eid = _break(kind, record, rng, self.end, self.unknown_currencies)
+                yield GeneratedEvent(key, value, eid, kind)
+                continue
+
+            if reason is None:
+                status_json = approved_json
+                if not bits >> 40 and event_type == "payment":  # 1 in 8 may be refunded later
+                    entry = (merchant_id, account, country, currency, channel, method, units)
+                    if n_sampled < _REFUND_RING:
+                        refund_ring.append(entry)
+                    else:
+                        refund_ring[n_sampled & (_REFUND_RING - 1)] = entry
+                    n_sampled += 1
+            else:
+                status_json = decline_json[reason]
+            if (opt >> 17) < number_t:
+                amount = amount[1:-1]  # sent as a JSON number
+            null = opt & 127
+            risk_json = risk_json_t[risk_k] if risk_k >= 0 and null > 4 else (null_risk if null else "")
+            if ((opt >> 7) & 1023) < offset_t and country in COUNTRY_OFFSETS:
+                event_time = _with_offset(bucket.hour_start, off, COUNTRY_OFFSETS[country])
+            else:
+                event_time = f"{prefix}{minsec[off // 1000]}.{millis[off % 1000]}Z"
+            event = GeneratedEvent(
+                account.encode(),
+                f'{{"event_id":"{event_id}","event_type":"{event_type}","schema_version":1,'
+                f'"event_time":"{event_time}","transaction_id":"txn_{txn}","account_id":"{account}",'
+                f'"merchant_id":"{merchant_id}","amount":{amount},"currency":"{currency}",'
+                f'"status":{status_json},"channel":"{channel}","country":"{country}",'
+                f'"payment_method":"{method}"{risk_json}}}'.encode(),
+                event_id, None, False, no_fx if currency in no_rate else None,
+            )
+            if n_valid < _DUP_RING:
+                dup_ring.append(event)
+            else:
+                dup_ring[n_valid & (_DUP_RING - 1)] = event
+            n_valid += 1
+            yield event
+
+
+def _id_masks() -> tuple[bytes, int, int]:
+    """Byte translation and masks that turn random bytes into ``<uuid4>\\n<16 hex>\\n`` records.
+
+    Each output byte is a random byte ANDed and ORed with a per-position constant, then translated:
+    0x00-0x0f -> a hex digit, 0x40 -> "-", 0x50 -> "4" (the version), 0x60-0x63 -> "8".."b" (the
+    RFC 4122 variant), 0x70 -> newline. Whole batches go through big-int AND/OR and
+    ``bytes.translate`` in C, which is several times cheaper than formatting ids one by one.
+    """
+    table = bytearray(b"0123456789abcdef"[b & 15] for b in range(256))
+    table[0x40], table[0x50], table[0x70] = ord("-"), ord("4"), ord("\n")
+    for b, char in zip(range(0x60, 0x64), "89ab", strict=True):
+        table[b] = ord(char)
+    and_mask = bytearray([0x0F] * _ID_RECORD)
+    or_mask = bytearray(_ID_RECORD)
+    for pos, keep, set_ in ((8, 0, 0x40), (13, 0, 0x40), (14, 0, 0x50), (18, 0, 0x40), (19, 0x03, 0x60),
+                            (23, 0, 0x40), (36, 0, 0x70), (_ID_RECORD - 1, 0, 0x70)):
+        and_mask[pos], or_mask[pos] = keep, set_
+    return (bytes(table), int.from_bytes(bytes(and_mask) * _CHUNK, "big"),
+            int.from_bytes(bytes(or_mask) * _CHUNK, "big"))
+
+
+_ID_RECORD: Final = 36 + 1 + 16 + 1
+_ID_TABLE, _ID_AND, _ID_OR = _id_masks()
+
+
+def _random_ids(randbytes: Callable[[int], bytes]) -> tuple[list[str], list[str]]:
+    """``_CHUNK`` UUID v4 event ids (canonical lowercase form) and 16-hex-digit transaction ids."""
+    size = _ID_RECORD * _CHUNK
+    mixed = (int.from_bytes(randbytes(size), "big") & _ID_AND) | _ID_OR
+    parts = mixed.to_bytes(size, "big").translate(_ID_TABLE).decode("ascii").split("\n")
+    return parts[0:-1:2], parts[1:-1:2]
+
+
+def _with_offset(hour_start: datetime, off_ms: int, offset_minutes: int) -> str:
+    """The same instant written in a local UTC offset (``+05:30``), as some producers send it."""
+    local = (hour_start + timedelta(milliseconds=off_ms)).astimezone(timezone(timedelta(minutes=offset_minutes)))
+    return local.isoformat(timespec="milliseconds")
+
+
+def _record(event_id: str, event_type: str, event_time: str, txn: str, account: str, merchant_id: str,
+            amount: str, currency: str, decline_reason: str | None, channel: str, country: str,
+            method: str, risk: str | None) -> dict[str, Any]:
+    """A valid record as a dict in contract order (the starting point of an invalid one)."""
+    return {
+        "event_id": event_id, "event_type": event_type, "schema_version": 1, "event_time": event_time,
+        "transaction_id": f"txn_{txn}", "account_id": account, "merchant_id": merchant_id, "amount": amount,
+        "currency": currency, "status": "approved" if decline_reason is None else "declined",
+        "decline_reason": decline_reason, "channel": channel, "country": country,
+        "payment_method": method, "risk_score": None if risk is None else float(risk),
+    }
+
+
+_REQUIRED: Final = tuple(spec.name for spec in FIELDS if spec.required)
+
+
+def _break(kind: Reason, record: dict[str, Any], rng: random.Random, end: datetime,
+           unknown_currencies: list[str]) -> tuple[bytes, bytes, str | None]:
+    """Make ``record`` break exactly the rule behind ``kind``: (key, value, event_id or None)."""
+    choice = rng.choice
+    key = str(record["account_id"]).encode()
+    event_id: str | None = record["event_id"]
+    amount: str = record["amount"]
+    if kind is Reason.INVALID_JSON:
+        line = msgspec.json.encode(record)
+        if rng.random() < 0.5:  # cut off mid-record (a producer crashing while writing)
+            return key, line[: rng.randrange(1, len(line))], None
+        return key, repr(record).encode(), None  # a Python dict repr: single quotes, None
+    if kind is Reason.NOT_AN_OBJECT:
+        if rng.random() < 0.5:
+            return key, msgspec.json.encode([record]), None
+        return key, msgspec.json.encode(msgspec.json.encode(record).decode()), None  # double-encoded
+    if kind is Reason.MISSING_FIELD:
+        name = choice(_REQUIRED)
+        del record[name]
+        if name == "event_id":
+            event_id = None
+        if name == "account_id":
+            key = b""
+    elif kind is Reason.UNSUPPORTED_SCHEMA_VERSION:
+        record["schema_version"] = choice((2, 3))
+    elif kind is Reason.INVALID_SCHEMA_VERSION:
+        record["schema_version"] = choice((0, -1, "1"))
+    elif kind is Reason.INVALID_EVENT_ID:
+        record["event_id"] = choice((f"evt_{rng.getrandbits(48):012x}", "", f"{event_id}-1", 12345))
+        event_id = None
+    elif kind is Reason.INVALID_EVENT_TYPE:
+        record["event_type"] = choice(("chargeback", "Payment", "capture", ""))
+    elif kind is Reason.INVALID_EVENT_TIME:
+        text: str = record["event_time"]
+        moment = datetime.fromisoformat(text)
+        record["event_time"] = choice((
+            text.removesuffix("Z"),  # no offset
+            moment.strftime("%Y-%m-%d %H:%M:%S"),
+            moment.strftime("%d/%m/%Y %H:%M:%S"),
+            int(moment.timestamp() * 1000),  # epoch millis
+        ))
+    elif kind is Reason.EVENT_TIME_IN_FUTURE:
+        # A producer with a broken clock: far enough ahead to stay "in the future" for any replay.
+        future = end + timedelta(days=36_524, minutes=rng.randrange(24 * 60))
+        record["event_time"] = future.strftime("%Y-%m-%dT%H:%M:%SZ")
+    elif kind is Reason.INVALID_TRANSACTION_ID:
+        record["transaction_id"] = choice(("", "txn_" + "0" * MAX_ID_LENGTH, None))
+    elif kind is Reason.INVALID_ACCOUNT_ID:
+        bad = choice(("", "acc_" + "9" * MAX_ID_LENGTH, 4242))
+        record["account_id"] = bad
+        key = str(bad).encode()
+    elif kind is Reason.INVALID_MERCHANT_ID:
+        record["merchant_id"] = choice(("", "mrc_" + "x" * MAX_ID_LENGTH, None))
+    elif kind is Reason.INVALID_AMOUNT:
+        comma = amount.replace(".", ",") if "." in amount else amount + ",00"
+        record["amount"] = choice((comma, f"{record['currency']} {amount}", "", True, "NaN"))
+    elif kind is Reason.NON_POSITIVE_AMOUNT:
+        record["amount"] = choice(("0.00", "-" + amount, 0, -float(amount)))
+    elif kind is Reason.AMOUNT_PRECISION:
+        whole, _, frac = amount.partition(".")
+        text = f"{whole}.{frac[:2]:0<2}{rng.randint(1, 9)}"  # a third, non-zero fraction digit
+        record["amount"] = text if rng.random() < 0.5 else float(text)
+    elif kind is Reason.INVALID_CURRENCY:
+        record["currency"] = choice((str(record["currency"]).lower(), "EURO", "US$", "", "€"))
+    elif kind is Reason.UNKNOWN_CURRENCY:
+        record["currency"] = choice(unknown_currencies)
+    elif kind is Reason.INVALID_STATUS:
+        record["status"] = choice(("pending", "APPROVED", "authorized", "settled"))
+    elif kind is Reason.INVALID_DECLINE_REASON:  # an ISO 8583 response code sent as a number
+        record["status"] = "declined"
+        record["decline_reason"] = choice((51, 5, 54, ["do_not_honor"]))
+    elif kind is Reason.MISSING_DECLINE_REASON:
+        record["status"] = "declined"
+        record["decline_reason"] = choice((None, ""))
+    elif kind is Reason.UNEXPECTED_DECLINE_REASON:
+        record["status"] = "approved"
+        record["decline_reason"] = choice(tuple(DECLINE_REASONS))
+    elif kind is Reason.INVALID_CHANNEL:
+        record["channel"] = choice(("atm", "call_center", "WEB", "kiosk"))
+    elif kind is Reason.INVALID_COUNTRY:
+        record["country"] = choice(("UK", "XX", "USA", str(record["country"]).lower()))
+    elif kind is Reason.INVALID_PAYMENT_METHOD:
+        record["payment_method"] = choice(("crypto", "cash", "paypal", "CARD"))
+    elif kind is Reason.INVALID_RISK_SCORE:
+        record["risk_score"] = choice((1.5, -0.2, "high", 87))
+    else:  # pragma: no cover - RECORD_REASONS and this function are kept in step by the tests
+        raise ValueError(f"the generator cannot produce reason {kind}")
+    return key, msgspec.json.encode(record), event_id

@@ -1,0 +1,282 @@
+"""The embedded platform's Lambda event source mapping for Kafka: a confluent-kafka consumer group
+that hands MSK-shaped events to the real handler, in-process.
+
+Behaviour, as the managed MSK event source mapping:
+
+- batches of up to ``batch_size`` records, gathered for at most ``batching_window`` seconds;
+- the event is the MSK shape: ``records`` keyed ``topic-partition``, base64 key and value, headers as
+  byte-value lists, ``timestamp`` in epoch milliseconds;
+- offsets are committed (synchronously) only after the handler returned;
+- a failing invocation is retried with the *same* event, with exponential backoff, until it succeeds
+  (or ``max_attempts`` is exhausted: then the mapping stops with ``EsmError`` and commits nothing), so
+  no record is ever skipped. While retrying, the assigned partitions are paused and the consumer keeps
+  serving the group (no eviction for a slow retry); anything fetched meanwhile is rewound (seek);
+- rebalances: every batch is committed before the next poll, so a revocation never strands a
+  processed-but-uncommitted batch; a commit refused after a rebalance is logged and the records are
+  redelivered to the new owner (at-least-once; the handler's deterministic keys make that harmless).
+"""
+
+from __future__ import annotations
+
+import binascii
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+from dataforge.errors import ServiceError
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[dict[str, Any], Any], Any]
+
+DEFAULT_BATCH_SIZE: Final = 10_000
+DEFAULT_BATCHING_WINDOW: Final = 0.5
+LOCAL_CLUSTER_ARN: Final = "arn:aws:kafka:us-east-1:000000000000:cluster/dataforge-local/local-1"
+_TIMESTAMP_TYPES: Final = {1: "CREATE_TIME", 2: "LOG_APPEND_TIME"}
+
+
+class EsmError(ServiceError):
+    """The local event source mapping gave up (``max_attempts`` exhausted) or Kafka failed fatally."""
+
+
+@dataclass(frozen=True, slots=True)
+class EsmConfig:
+    bootstrap_servers: str
+    topics: tuple[str, ...]
+    group_id: str = "dataforge-msk-landing"
+    batch_size: int = DEFAULT_BATCH_SIZE
+    batching_window: float = DEFAULT_BATCHING_WINDOW
+    initial_backoff: float = 0.2
+    max_backoff: float = 30.0
+    max_attempts: int | None = None  # None: retry forever, never skip
+    function_name: str = "msk-landing"
+    event_source_arn: str = LOCAL_CLUSTER_ARN
+    extra: Mapping[str, str | int | float | bool] = field(default_factory=dict)
+
+    def consumer_config(self) -> dict[str, str | int | float | bool]:
+        return {
+            "bootstrap.servers": self.bootstrap_servers,
+            "group.id": self.group_id,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "partition.assignment.strategy": "cooperative-sticky",
+            "fetch.max.bytes": 64 * 1024 * 1024,
+            "queued.min.messages": max(100_000, self.batch_size * 2),
+            "socket.connection.setup.timeout.ms": 10_000,
+            **self.extra,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class LocalLambdaContext:
+    """The attributes of a Lambda context object that handlers and Powertools read."""
+
+    function_name: str
+    aws_request_id: str
+    invoked_function_arn: str
+    memory_limit_in_mb: int = 1024
+    function_version: str = "$LATEST"
+    log_group_name: str = "/aws/lambda/local"
+    log_stream_name: str = "local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 900_000
+
+
+@dataclass(slots=True)
+class EsmStats:
+    invocations: int = 0
+    records: int = 0
+    failures: int = 0
+    commits: int = 0
+    refused_commits: int = 0
+    rebalances: int = 0
+    seconds: float = 0.0
+
+
+def msk_record(message: Any) -> dict[str, Any]:
+    """One Kafka message as a record of the Lambda MSK event."""
+    ts_type, ts = message.timestamp()
+    record: dict[str, Any] = {
+        "topic": message.topic(),
+        "partition": message.partition(),
+        "offset": message.offset(),
+        "timestamp": ts,
+        "timestampType": _TIMESTAMP_TYPES.get(ts_type, "CREATE_TIME"),
+    }
+    key = message.key()
+    if key is not None:
+        record["key"] = binascii.b2a_base64(key, newline=False).decode("ascii")
+    value = message.value()
+    record["value"] = "" if value is None else binascii.b2a_base64(value, newline=False).decode("ascii")
+    headers = message.headers() or ()
+    record["headers"] = [{name: list(data or b"")} for name, data in headers]
+    return record
+
+
+def msk_event(messages: Sequence[Any], *, event_source_arn: str, bootstrap_servers: str) -> dict[str, Any]:
+    """An MSK event of ``messages`` (records grouped by ``topic-partition``, in offset order)."""
+    records: dict[str, list[dict[str, Any]]] = {}
+    for message in messages:
+        records.setdefault(f"{message.topic()}-{message.partition()}", []).append(msk_record(message))
+    return {"eventSource": "aws:kafka", "eventSourceArn": event_source_arn,
+            "bootstrapServers": bootstrap_servers, "records": records}
+
+
+def next_offsets(messages: Sequence[Any]) -> list[TopicPartition]:
+    """Offsets to commit after ``messages``: the last offset + 1 of each topic-partition."""
+    last: dict[tuple[str, int], int] = {}
+    for message in messages:
+        key = (message.topic(), message.partition())
+        last[key] = max(last.get(key, -1), message.offset())
+    return [TopicPartition(topic, partition, offset + 1) for (topic, partition), offset in sorted(last.items())]
+
+
+class LocalEventSourceMapping:
+    """Consumes ``config.topics`` and invokes ``handler(event, context)`` batch by batch."""
+
+    def __init__(self, config: EsmConfig, handler: Handler, *,
+                 consumer_factory: Callable[[dict[str, Any]], Any] = Consumer,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.config = config
+        self.handler = handler
+        self._consumer_factory = consumer_factory
+        self._sleep = sleep
+        self._consumer: Any = None
+        self._assigned: set[tuple[str, int]] = set()
+        self.stats = EsmStats()
+
+    # --- rebalance callbacks ----------------------------------------------------------------------
+    def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        self.stats.rebalances += 1
+        self._assigned.update((p.topic, p.partition) for p in partitions)
+        logger.info("assigned %s", [f"{p.topic}-{p.partition}" for p in partitions])
+
+    def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        self.stats.rebalances += 1
+        self._assigned.difference_update((p.topic, p.partition) for p in partitions)
+        logger.info("revoked %s", [f"{p.topic}-{p.partition}" for p in partitions])
+
+    # --- the loop ------------------------------------------------------------------------------------
+    def run(self, *, stop: threading.Event | None = None, until_idle: float | None = None) -> EsmStats:
+        """Poll, invoke, commit until ``stop`` is set, or (``until_idle``) after that many seconds
+        without a record once partitions were assigned."""
+        cfg = self.config
+        consumer = self._consumer = self._consumer_factory(cfg.consumer_config())
+        consumer.subscribe(list(cfg.topics), on_assign=self._on_assign, on_revoke=self._on_revoke,
+                           on_lost=self._on_revoke)
+        started = time.monotonic()
+        idle_since = time.monotonic()
+        try:
+            while stop is None or not stop.is_set():
+                messages = consumer.consume(num_messages=cfg.batch_size, timeout=cfg.batching_window)
+                batch = self._usable(messages)
+                if not batch:
+                    if until_idle is not None and self._assigned and time.monotonic() - idle_since >= until_idle:
+                        break
+                    continue
+                self._invoke(batch)
+                self._commit(batch)
+                idle_since = time.monotonic()
+        finally:
+            self.stats.seconds = time.monotonic() - started
+            consumer.close()
+            self._consumer = None
+        return self.stats
+
+    @staticmethod
+    def _usable(messages: Sequence[Any]) -> list[Any]:
+        batch = []
+        for message in messages:
+            error = message.error()
+            if error is None:
+                batch.append(message)
+            elif error.code() == KafkaError._PARTITION_EOF:
+                continue
+            elif error.fatal():
+                raise EsmError(f"fatal Kafka error: {error}")
+            else:
+                logger.warning("Kafka error (librdkafka retries): %s", error)
+        return batch
+
+    def _invoke(self, batch: list[Any]) -> None:
+        cfg = self.config
+        event = msk_event(batch, event_source_arn=cfg.event_source_arn, bootstrap_servers=cfg.bootstrap_servers)
+        backoff = cfg.initial_backoff
+        attempt = 0
+        paused: list[TopicPartition] = []
+        try:
+            while True:
+                attempt += 1
+                context = LocalLambdaContext(cfg.function_name, str(uuid.uuid4()),
+                                             f"arn:aws:lambda:us-east-1:000000000000:function:{cfg.function_name}")
+                try:
+                    self.handler(event, context)
+                except Exception as exc:  # the ESM boundary: any handler failure is retried
+                    self.stats.failures += 1
+                    if cfg.max_attempts is not None and attempt >= cfg.max_attempts:
+                        raise EsmError(f"handler failed {attempt} times on {len(batch)} records; "
+                                       "stopping without committing (nothing skipped)") from exc
+                    logger.warning("handler failed (attempt %d), retrying in %.1fs: %s", attempt, backoff, exc)
+                    if not paused:
+                        paused = self._consumer.assignment()
+                        self._consumer.pause(paused)
+                    self._wait(backoff, paused)
+                    backoff = min(backoff * 2, cfg.max_backoff)
+                    continue
+                self.stats.invocations += 1
+                self.stats.records += len(batch)
+                return
+        finally:
+            if paused:
+                self._consumer.resume(paused)
+
+    def _wait(self, seconds: float, paused: list[TopicPartition]) -> None:
+        """Sleep while serving the group; anything fetched meanwhile is rewound so it is not skipped."""
+        deadline = time.monotonic() + seconds
+        while True:
+            message = self._consumer.poll(0)
+            if message is not None and message.error() is None:
+                self._consumer.seek(TopicPartition(message.topic(), message.partition(), message.offset()))
+                newly = TopicPartition(message.topic(), message.partition())
+                self._consumer.pause([newly])
+                paused.append(newly)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self._sleep(min(remaining, 0.2))
+
+    def _commit(self, batch: list[Any]) -> None:
+        offsets = next_offsets(batch)
+        try:
+            self._consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            self.stats.refused_commits += 1
+            logger.warning("commit refused (a rebalance moved the partitions; the new owner reprocesses "
+                           "these records idempotently): %s", exc)
+            return
+        self.stats.commits += 1
+
+
+def committed_lag(bootstrap_servers: str, group_id: str, topic: str, timeout: float = 10.0) -> int:
+    """Records of ``topic`` not yet committed by ``group_id`` (high watermark - committed, summed)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": group_id,
+                         "enable.auto.commit": False})
+    try:
+        metadata = consumer.list_topics(topic, timeout=timeout)
+        partitions = [TopicPartition(topic, p) for p in metadata.topics[topic].partitions]
+        committed = consumer.committed(partitions, timeout=timeout)
+        lag = 0
+        for tp in committed:
+            _low, high = consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=timeout)
+            lag += high - max(tp.offset, 0)
+        return lag
+    finally:
+        consumer.close()

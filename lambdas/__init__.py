@@ -1,0 +1,1 @@
+"""Lambda handlers (thin: parse the event, call the core, format the answer)."""

@@ -1,0 +1,1 @@
+"""S3 batch landing processor: landed files -> bronze + quarantine."""

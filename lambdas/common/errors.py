@@ -1,0 +1,23 @@
+"""The landing Lambdas' narrow errors. A ``StorageError`` fails the invocation so that it is retried;
+a bad record never raises (it is quarantined)."""
+
+from __future__ import annotations
+
+from dataforge.errors import DataForgeError
+
+
+class LandingError(DataForgeError):
+    """Base of the landing Lambdas' errors."""
+
+
+class StorageError(LandingError):
+    """Reading from or writing to S3 failed; the batch must be retried as a whole."""
+
+
+class SupersededObjectError(LandingError):
+    """The notified object version is gone (overwritten in an unversioned bucket); its successor's
+    own notification lands the new content."""
+
+
+class MalformedFileError(LandingError):
+    """A landed file cannot be read as a whole (wrong header, not UTF-8, truncated gzip, ...)."""

@@ -1,0 +1,1 @@
+"""MSK landing processor: Kafka records -> bronze + quarantine."""

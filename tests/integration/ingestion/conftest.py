@@ -1,0 +1,39 @@
+"""Fixtures of the ingestion integration tests: a fresh, bootstrapped lake per test (unique prefix)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import boto3
+import pytest
+
+from dataforge.bronze import decode_lines
+from dataforge.local.bootstrap import bootstrap
+from dataforge.local.kafka import KafkaBroker
+from dataforge.local.moto_server import MotoServer
+from dataforge.settings import Settings, local_environment
+
+
+@pytest.fixture
+def lake_settings(moto_server: MotoServer, kafka_broker: KafkaBroker, aws_env: dict[str, str],
+                  boto3_session: boto3.Session, unique_name: str) -> Settings:
+    env = local_environment(endpoint_url=moto_server.endpoint_url,
+                            kafka_bootstrap_servers=kafka_broker.bootstrap_servers, prefix=unique_name)
+    settings = Settings.from_env(env)
+    bootstrap(settings, boto3_session)
+    return settings
+
+
+def read_zone(s3: Any, bucket: str) -> tuple[dict[str, bytes], list[dict[str, Any]]]:
+    """Every object of a zone bucket and all their decoded lines."""
+    objects: dict[str, bytes] = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for item in page.get("Contents", []):
+            objects[item["Key"]] = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+    lines = [line for body in objects.values() for line in decode_lines(body)]
+    return objects, lines
+
+
+def reasons(lines: list[dict[str, Any]]) -> dict[str, int]:
+    return dict(sorted(Counter(str(line["reason"]) for line in lines).items()))

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dataforge.bronze import decode_lines
+from dataforge.contract import Validator
+from dataforge.generator import GeneratorConfig, generate_events, summary
+from dataforge.lake import Zone
+from dataforge.local.esm import LocalLambdaContext
+from dataforge.reference import default_fx
+from lambdas.common.config import LandingConfig
+from lambdas.common.errors import StorageError
+from lambdas.common.kafka_landing import KafkaLanding
+from lambdas.msk_landing.handler import make_handler
+from tests.unit.ingestion.memory_store import FailingOnce, MemoryStore
+
+EVENTS = Path(__file__).parents[2] / "events"
+CONFIG = LandingConfig("bronze", "quarantine", "landing", False, None, "us-east-1")
+CONTEXT = LocalLambdaContext("msk-landing", "req-1", "arn:aws:lambda:us-east-1:000000000000:function:msk-landing")
+
+
+def _landing(store: Any) -> KafkaLanding:
+    return KafkaLanding(CONFIG, store, Validator(default_fx().currencies))
+
+
+def _event(values: list[bytes], partition: int = 0, ts: int = 1_714_564_800_000) -> dict[str, Any]:
+    records = [{"topic": "transactions", "partition": partition, "offset": 100 + i, "timestamp": ts,
+                "timestampType": "CREATE_TIME", "key": base64.b64encode(b"k").decode(),
+                "value": base64.b64encode(v).decode(), "headers": []} for i, v in enumerate(values)]
+    return {"eventSource": "aws:kafka", "eventSourceArn": "arn", "bootstrapServers": "b:9092",
+            "records": {f"transactions-{partition}": records}}
+
+
+def test_aws_documentation_msk_event_is_parsed() -> None:
+    event = json.loads((EVENTS / "msk_event.json").read_text())
+    store = MemoryStore()
+    result = make_handler(lambda: _landing(store))(event, CONTEXT)
+    assert result["records"] == 1
+    assert result["valid"] == 0
+    assert result["quarantined"] == 1
+    ((bucket, key), body), = store.objects.items()
+    assert bucket == "quarantine"
+    assert key == ("transactions/source=kafka/ingest_date=2018-12-17/ingest_hour=22/"
+                   "mytopic-0-00000000000000000015-00000000000000000015.jsonl.gz")
+    (line,) = decode_lines(body)
+    assert line["raw"] == "Hello, this is a test."
+    assert line["reason"] == "invalid_json"
+    assert line["position"] == "mytopic-0@15"
+    assert line["ingested_at"] == "2018-12-17T22:10:50.987Z"
+
+
+def test_generated_batch_reconciles_and_retry_rewrites_identical_objects() -> None:
+    config = GeneratorConfig(count=3000, seed=7, invalid_fraction=0.2, duplicate_fraction=0.05,
+                             end=datetime(2024, 5, 1, 11, tzinfo=UTC))
+    events = list(generate_events(config, clock=lambda: datetime(2024, 5, 1, 12, tzinfo=UTC)))
+    expected = summary(events)
+    event = _event([e.value for e in events])
+    inner = MemoryStore()
+    failing = FailingOnce(inner, fail_at=2)  # quarantine written, bronze fails
+    handler = make_handler(lambda: _landing(failing))
+    with pytest.raises(StorageError):
+        handler(event, CONTEXT)
+    first = dict(inner.objects)
+    handler(event, CONTEXT)  # the retry
+    assert len(first) == 1
+    assert len(inner.objects) == 2
+    for k, body in first.items():
+        assert inner.objects[k] == body  # byte-identical on retry
+    bronze = decode_lines(inner.objects[next(k for k in inner.objects if k[0] == Zone.BRONZE.value)])
+    quarantine = decode_lines(inner.objects[next(k for k in inner.objects if k[0] == Zone.QUARANTINE.value)])
+    assert len(bronze) == expected.valid
+    assert len(quarantine) == expected.invalid
+    by_reason: dict[str, int] = {}
+    for q in quarantine:
+        by_reason[str(q["reason"])] = by_reason.get(str(q["reason"]), 0) + 1
+    assert by_reason == dict(expected.by_reason)
+    valid_ids = [e.event_id for e in events if e.is_valid]
+    assert [b["ingest"]["event_id"] for b in bronze] == valid_ids  # type: ignore[index]
