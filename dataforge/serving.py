@@ -146,3 +146,24 @@ def kpi_item_keys(event_date: date, merchant_id: str, country: str, channel: str
 def without_none(item: dict[str, object]) -> dict[str, object]:
     """DynamoDB items carry no null attributes: absent means null (readers use ``.get``)."""
     return {key: value for key, value in item.items() if value is not None}
+
+
+# --- ingest counters (landing handlers -> quarantine-ratio alert) -------------------------------
+
+
+def ingest_pk(ingest_date: date) -> str:
+    """Per-batch landing counts: ``INGEST#<date>`` / ``<source>#<batch digest>`` (ADR 0001)."""
+    return f"INGEST#{ingest_date.isoformat()}"
+
+
+def ingest_sk(source: str, batch_digest: str) -> str:
+    return f"{_part(source)}{_SEP}{_part(batch_digest)}"
+
+
+class IngestCounterItem(TypedDict):
+    pk: str
+    sk: str
+    source: str
+    received: int
+    quarantined: int
+    at: str  # RFC 3339 UTC: when the batch was landed (last write wins on a retry)

@@ -54,6 +54,7 @@ _OPTIONAL: Final[Mapping[str, str]] = {
     "metrics_table": envvars.METRICS_TABLE,
     "alerts_table": envvars.ALERTS_TABLE,
     "alerts_topic_arn": envvars.ALERTS_TOPIC_ARN,
+    "alert_rules": envvars.ALERT_RULES,
     "api_key": envvars.API_KEY,
     "api_url": envvars.API_URL,
     "cors_origin": envvars.CORS_ORIGIN,
@@ -85,6 +86,7 @@ class Settings:
     metrics_table: str | None = None
     alerts_table: str | None = None
     alerts_topic_arn: str | None = None
+    alert_rules: str | None = None
     api_key: str | None = None
     api_url: str | None = None
     cors_origin: str | None = None

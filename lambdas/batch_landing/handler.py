@@ -20,6 +20,7 @@ from dataforge.contract import Validator
 from dataforge.reference import default_fx
 from dataforge.settings import Settings
 from lambdas.common.config import LandingConfig
+from lambdas.common.counters import IngestCounters
 from lambdas.common.errors import SupersededObjectError
 from lambdas.common.file_landing import FileLanding, is_batch_file
 from lambdas.common.observability import logger as make_logger
@@ -38,7 +39,11 @@ _landing: FileLanding | None = None
 def build_landing(settings: Settings | None = None, store: S3ObjectStore | None = None) -> FileLanding:
     config = LandingConfig.from_settings(settings or Settings.from_env())
     store = store or S3ObjectStore(endpoint_url=config.endpoint_url, region=config.region)
-    return FileLanding(config, store, Validator(default_fx().currencies))
+    counters = (
+        IngestCounters(config.metrics_table, endpoint_url=config.endpoint_url, region=config.region)
+        if config.metrics_table else None
+    )
+    return FileLanding(config, store, Validator(default_fx().currencies), counters)
 
 
 def _default_landing() -> FileLanding:

@@ -15,6 +15,7 @@ class LandingConfig:
     archive_raw: bool
     endpoint_url: str | None
     region: str
+    metrics_table: str | None = None  # when set, per-batch counts feed the quarantine-ratio alert
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LandingConfig:
@@ -25,4 +26,5 @@ class LandingConfig:
             archive_raw=settings.archive_raw,
             endpoint_url=settings.endpoint_url,
             region=settings.region,
+            metrics_table=settings.metrics_table,
         )

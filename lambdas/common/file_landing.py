@@ -37,6 +37,7 @@ from dataforge.bronze import (
 from dataforge.contract import FIELDS, MAX_FUTURE_SKEW, Reason, Rejection, TransactionEvent, Validator
 from dataforge.lake import FilePosition, Source, Zone, bronze_key
 from lambdas.common.config import LandingConfig
+from lambdas.common.counters import IngestCounters
 from lambdas.common.errors import MalformedFileError
 from lambdas.common.storage import ObjectStore, StoredObject
 
@@ -185,15 +186,20 @@ def data_format(key: str) -> str:
 class FileLanding:
     """Lands one batch file version. Dependencies are injected (store, validator)."""
 
-    def __init__(self, config: LandingConfig, store: ObjectStore, validator: Validator) -> None:
+    def __init__(self, config: LandingConfig, store: ObjectStore, validator: Validator,
+                 counters: IngestCounters | None = None) -> None:
         self.config = config
         self.store = store
         self.validator = validator
+        self.counters = counters
 
     def land(self, bucket: str, key: str, version_id: str | None = None, etag: str | None = None) -> FileResult:
         stored = self.store.open(bucket, key, version_id, etag)
         position = FilePosition(bucket, key, stored.version, stored.last_modified)
-        return self.land_stream(position, stored)
+        result = self.land_stream(position, stored)
+        if self.counters is not None:
+            self.counters.record(Source.FILE.value, result.objects, result.records, result.quarantined)
+        return result
 
     def land_stream(self, position: FilePosition, stored: StoredObject) -> FileResult:
         staging = _Staging(position, self.validator)

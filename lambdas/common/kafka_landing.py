@@ -22,6 +22,7 @@ from dataforge.bronze import BronzeLines, event_id_bytes, gzip_bytes, kafka_posi
 from dataforge.contract import MAX_FUTURE_SKEW, Rejection, TransactionEvent, Validator
 from dataforge.lake import KafkaBatchPosition, Source, Zone, bronze_key, raw_archive_key
 from lambdas.common.config import LandingConfig
+from lambdas.common.counters import IngestCounters
 from lambdas.common.storage import ObjectStore
 
 _b64decode = binascii.a2b_base64  # the C function (base64.b64decode adds a Python layer)
@@ -109,10 +110,12 @@ def _split_partition_key(key: str, records: Sequence[Mapping[str, Any]]) -> tupl
 class KafkaLanding:
     """Lands MSK events: validate, encode, store. Dependencies are injected (store, validator, clock)."""
 
-    def __init__(self, config: LandingConfig, store: ObjectStore, validator: Validator) -> None:
+    def __init__(self, config: LandingConfig, store: ObjectStore, validator: Validator,
+                 counters: IngestCounters | None = None) -> None:
         self.config = config
         self.store = store
         self.validator = validator
+        self.counters = counters
 
     def land(self, records_by_partition: Mapping[str, Sequence[Mapping[str, Any]]]) -> BatchResult:
         started = time.perf_counter()
@@ -131,6 +134,8 @@ class KafkaLanding:
                 result.newest_event_time is None or output.newest_event_time > result.newest_event_time
             ):
                 result.newest_event_time = output.newest_event_time
+        if self.counters is not None:
+            self.counters.record(Source.KAFKA.value, result.objects, result.records, result.quarantined)
         result.duration_ms = (time.perf_counter() - started) * 1000
         return result
 
