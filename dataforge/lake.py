@@ -49,6 +49,11 @@ class Source(StrEnum):
     FILE = "file"
 
 
+# Landing-bucket prefixes: batch files dropped by upstream (the batch landing Lambda is notified for
+# these only) and raw stream batches archived by the MSK landing processor.
+LANDING_FILES_PREFIX: Final = "files/"
+LANDING_STREAM_PREFIX: Final = "stream/"
+
 # Table prefixes inside the zone buckets (one dataset per prefix).
 SILVER_TRANSACTIONS: Final = "transactions"
 GOLD_DAILY_KPIS: Final = "daily_kpis"
@@ -142,7 +147,7 @@ def bronze_key(position: KafkaBatchPosition | FilePosition, zone: Zone = Zone.BR
 
 def raw_archive_key(position: KafkaBatchPosition) -> str:
     """Landing-zone key of a raw stream batch (when archiving is on)."""
-    return f"stream/{hive_partition(position.received_at)}/{position.stem}.jsonl.gz"
+    return f"{LANDING_STREAM_PREFIX}{hive_partition(position.received_at)}/{position.stem}.jsonl.gz"
 
 
 def silver_prefix(event_date: date | None = None) -> str:

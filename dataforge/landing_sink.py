@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, Final
 
 from dataforge.bronze import one_line
 from dataforge.generator import GeneratedEvent, GenerationSummary, SummaryCounter
+from dataforge.lake import LANDING_FILES_PREFIX
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-DEFAULT_PREFIX: Final = "files/"
+DEFAULT_PREFIX: Final = LANDING_FILES_PREFIX
 DEFAULT_RECORDS_PER_FILE: Final = 100_000
 
 

@@ -131,6 +131,7 @@ class AlertItem(TypedDict):
     threshold: Decimal
     acknowledged_by: str | None
     acknowledged_at: str | None
+    runbook_url: str  # docs/runbooks/incident_response.md#<rule kind>
 
 
 def kpi_item_keys(event_date: date, merchant_id: str, country: str, channel: str) -> list[tuple[str, str]]:

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import typer
 
+from dataforge.cli import api as _api
 from dataforge.cli import generate as _generate
+from dataforge.cli import infra as _infra
+from dataforge.cli import ingest as _ingest
 from dataforge.cli import run as _run
 from dataforge.cli import services as _services
 
@@ -20,6 +23,11 @@ app = typer.Typer(
 app.add_typer(_services.app, name="services", help="Start, stop and inspect the embedded local services.")
 app.command("generate", help="Generate synthetic schema-v1 events (file, stdout or Kafka).")(_generate.generate)
 app.command("run", help="Run the embedded platform on sample data (the README's main job).")(_run.run)
+app.add_typer(_api.app, name="api", help="Serve the analytics API locally.")
+app.add_typer(_ingest.app, name="ingest", help="Land Kafka records and batch files into bronze + quarantine.")
+app.command("plan", help="Render a stack's resources offline (Pulumi mocks, real stack config).")(_infra.plan)
+app.command("diff", help="Compare two stacks, or one stack at two git revisions, as Markdown.")(_infra.diff)
+app.command("chalice-config", help="Write .chalice/config.json stages from stack outputs.")(_infra.chalice_config)
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ same server for tests and benchmarks (port 0 = a free port).
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 import threading
 from dataclasses import dataclass
@@ -22,6 +23,11 @@ CHALICE_PROJECT: Final = "chalice_api"
 REQUEST_BACKLOG: Final = 256  # listen queue: many concurrent dashboard clients, no SYN retries
 
 app = typer.Typer(help="The analytics API (Chalice) on this machine.", no_args_is_help=True)
+
+
+@app.callback()
+def _group() -> None:
+    """The analytics API (Chalice) on this machine."""
 
 
 def load_app() -> Any:
@@ -46,14 +52,31 @@ class ServedApi:
 
 def _server(chalice_app: Any, host: str, port: int) -> Any:
     from chalice.config import Config
-    from chalice.local import LocalDevServer, ThreadedHTTPServer
+    from chalice.local import ChaliceRequestHandler, LocalDevServer, ThreadedHTTPServer
 
     class _Server(ThreadedHTTPServer):
         request_queue_size = REQUEST_BACKLOG
 
+    class _Handler(ChaliceRequestHandler):
+        """Methods no route has (TRACE, QUERY, ...) get a 405 in the API's error shape, not http.server's 501."""
+
+        def _not_allowed(self) -> None:
+            body = json.dumps({"error": {"code": "method_not_allowed",
+                                         "message": f"{self.command} is not supported; see /v1/openapi.json"}}).encode()
+            self.send_response(405)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def __getattr__(self, name: str) -> Any:
+            if name.startswith("do_"):
+                return self._not_allowed
+            raise AttributeError(name)
+
     config = Config.create(chalice_stage="dev", app_name="dataforge-api", lambda_timeout=30,
                            lambda_memory_size=1024)
-    return LocalDevServer(chalice_app, config, host, port, server_cls=_Server)
+    return LocalDevServer(chalice_app, config, host, port, handler_cls=_Handler, server_cls=_Server)
 
 
 def serve_in_thread(chalice_app: Any, *, host: str = LOCALHOST, port: int = 0) -> ServedApi:

@@ -145,7 +145,7 @@ class AlertEvaluator:
             "kind": rule.kind.value, "severity": rule.severity.value, "status": "open", "raised_at": _iso(now),
             "updated_at": _iso(now), "message": evaluation.message,
             "value": evaluation.value if evaluation.value is not None else Decimal(0),
-            "threshold": rule.threshold, "runbook": runbook_anchor(rule.kind),
+            "threshold": rule.threshold, "runbook_url": runbook_anchor(rule.kind),
         })
         self._alerts.put_item(Item=item)
         if self.config.topic_arn:

@@ -35,7 +35,7 @@ from dataforge.bronze import (
     rfc3339,
 )
 from dataforge.contract import FIELDS, MAX_FUTURE_SKEW, Reason, Rejection, TransactionEvent, Validator
-from dataforge.lake import FilePosition, Source, Zone, bronze_key
+from dataforge.lake import LANDING_STREAM_PREFIX, FilePosition, Source, Zone, bronze_key
 from lambdas.common.config import LandingConfig
 from lambdas.common.counters import IngestCounters
 from lambdas.common.errors import MalformedFileError
@@ -43,7 +43,7 @@ from lambdas.common.storage import ObjectStore, StoredObject
 
 MAX_LINE_BYTES: Final = 1024 * 1024
 SAMPLE_BYTES: Final = 2048
-ARCHIVE_PREFIX: Final = "stream/"  # raw stream batches archived by the MSK processor: not batch files
+ARCHIVE_PREFIX: Final = LANDING_STREAM_PREFIX  # raw stream batches archived by the MSK processor
 REQUIRED_COLUMNS: Final = frozenset(spec.name for spec in FIELDS if spec.required)
 _INTEGER: Final = re.compile(r"-?[0-9]+")
 _NUMBER: Final = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")

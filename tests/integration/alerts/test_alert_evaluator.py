@@ -82,7 +82,7 @@ def test_alert_lifecycle(settings: Settings, boto3_session: boto3.Session) -> No
                               KeyConditionExpression="#s = :s", ExpressionAttributeNames={"#s": "status"},
                               ExpressionAttributeValues={":s": "open"})["Items"]
     assert [i["alert_id"] for i in open_items] == ["high-decline-rate-20261126T1200"]
-    assert open_items[0]["runbook"] == "docs/runbooks/incident_response.md#decline_rate"
+    assert open_items[0]["runbook_url"] == "docs/runbooks/incident_response.md#decline_rate"
 
     put_minutes(metrics, payments=20, declined=1)  # back to 5 %
     third = evaluator.run()

@@ -1,0 +1,252 @@
+"""What each route does, as plain functions of (services, query params, body) -> JSON-ready dicts."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from typing import Any, Final
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib import params, tokens
+from chalicelib.config import DEFAULT_PAGE_SIZE, MAX_KPI_RANGE_DAYS, MAX_PAGE_SIZE, MAX_SQL_CHARS
+from chalicelib.errors import BadRequestError, DependencyError, NotFoundError
+from chalicelib.repositories import ALERT_INDEX_KEY_NAMES, TABLE_KEY_NAMES, Item, Page
+from chalicelib.services import Services
+from dataforge import serving
+
+logger = logging.getLogger(__name__)
+
+Params = Mapping[str, str] | None
+
+KPI_KEYS: Final = ("event_date", "merchant_id", "country", "channel")
+KPI_COUNTS: Final = ("txn_count", "approved_count", "declined_count", "refund_count", "unique_accounts")
+KPI_MONEY: Final = ("gross_volume_usd", "refund_volume_usd", "net_volume_usd", "avg_ticket_usd")
+KPI_RATES: Final = ("approval_rate",)
+KPI_METRICS: Final = KPI_COUNTS + KPI_RATES + KPI_MONEY
+_CENT, _RATE, _PCT = Decimal("0.01"), Decimal("0.0001"), Decimal("0.01")
+MAX_REALTIME_MINUTES: Final = 1440
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+def money(value: Any) -> str | None:
+    number = _decimal(value)
+    return None if number is None else str(number.quantize(_CENT, rounding=ROUND_HALF_EVEN))
+
+
+def rate(value: Any) -> str | None:
+    number = _decimal(value)
+    return None if number is None else str(number.quantize(_RATE, rounding=ROUND_HALF_EVEN))
+
+
+def count(value: Any) -> int:
+    number = _decimal(value)
+    return 0 if number is None else int(number)
+
+
+def kpi_row(item: Item) -> dict[str, Any]:
+    row: dict[str, Any] = {name: str(item.get(name, "")) for name in KPI_KEYS}
+    row.update({name: count(item.get(name)) for name in KPI_COUNTS})
+    row.update({name: rate(item.get(name)) for name in KPI_RATES})
+    row.update({name: money(item.get(name)) for name in KPI_MONEY})
+    return row
+
+
+def _limit(query: Params) -> int:
+    return params.integer(query, "limit", default=DEFAULT_PAGE_SIZE, low=1, high=MAX_PAGE_SIZE)
+
+
+def _page(page: Page, query_fp: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"items": rows, "next_token": tokens.encode(page.cursor, query_fp) if page.cursor else None}
+
+
+def daily_kpis(services: Services, query: Params) -> dict[str, Any]:
+    start, end = params.required_date(query, "from"), params.required_date(query, "to")
+    if end < start:
+        raise BadRequestError("invalid_range", f"from ({start}) must not be after to ({end})")
+    if (end - start).days + 1 > MAX_KPI_RANGE_DAYS:
+        raise BadRequestError("invalid_range", f"the range spans more than {MAX_KPI_RANGE_DAYS} days; narrow it")
+    merchant = params.key_part(query, "merchant_id")
+    country, channel = params.key_part(query, "country"), params.key_part(query, "channel")
+    limit = _limit(query)
+    fp = tokens.fingerprint("daily", start, end, merchant, country, channel)
+    cursor = tokens.decode(params.optional_str(query, "next_token"), fp, key_names=TABLE_KEY_NAMES)
+    repo = services.kpis()
+    if merchant is not None:
+        page = repo.merchant_days(merchant, start, end, country=country, channel=channel, limit=limit, cursor=cursor)
+    elif country is not None or channel is not None:
+        page = repo.breakdown_days(start, end, country=country, channel=channel, limit=limit, cursor=cursor)
+    else:
+        page = repo.platform_totals(start, end, limit=limit, cursor=cursor)
+    return _page(page, fp, [kpi_row(i) for i in page.items])
+
+
+def pct_change(current: Any, previous: Any) -> str | None:
+    """(current - previous) / previous in percent, half-even 2 decimals; null without a base."""
+    cur, prev = _decimal(current), _decimal(previous)
+    if cur is None or prev is None or prev == 0:
+        return None
+    return str(((cur - prev) / prev * 100).quantize(_PCT, rounding=ROUND_HALF_EVEN))
+
+
+def summary(services: Services, query: Params) -> dict[str, Any]:
+    day = params.required_date(query, "date")
+    previous_day = day - timedelta(days=1)
+    totals = services.kpis().totals_by_date(previous_day, day)
+    current = totals.get(day.isoformat())
+    if current is None:
+        raise NotFoundError("kpis_not_found", f"no platform KPIs for {day}; the daily job may not have run yet")
+    previous = totals.get(previous_day.isoformat())
+    return {
+        "date": day.isoformat(),
+        "current": kpi_row(current),
+        "previous": kpi_row(previous) if previous else None,
+        "change": {m: pct_change(current.get(m), previous.get(m)) if previous else None for m in KPI_METRICS},
+    }
+
+
+def merchants(services: Services, query: Params) -> dict[str, Any]:
+    day = params.required_date(query, "date")
+    limit = _limit(query)
+    fp = tokens.fingerprint("merchants", day)
+    cursor = tokens.decode(params.optional_str(query, "next_token"), fp, key_names=TABLE_KEY_NAMES)
+    page = services.kpis().merchants_on(day, limit=limit, cursor=cursor)
+    return _page(page, fp, [kpi_row(i) for i in page.items])
+
+
+def realtime(services: Services, query: Params) -> dict[str, Any]:
+    minutes = params.integer(query, "minutes", default=60, low=1, high=MAX_REALTIME_MINUTES)
+    now = services.clock()
+    first = now - timedelta(minutes=minutes - 1)
+    items = services.realtime().minutes(first, now)
+    rows = [{
+        "minute": str(i.get("minute", "")),
+        "txn_count": count(i.get("txn_count")),
+        "approved_count": count(i.get("approved_count")),
+        "declined_count": count(i.get("declined_count")),
+        "volume_usd": money(i.get("volume_usd")) or "0.00",
+        "decline_rate": rate(i.get("decline_rate")),
+    } for i in items]
+    freshness: int | None = None
+    if items:
+        newest = max(str(i.get("minute", "")) for i in items)
+        try:
+            newest_minute = datetime.strptime(newest, "%Y-%m-%dT%H:%MZ").replace(tzinfo=UTC)
+        except ValueError:
+            newest_minute = None
+        if newest_minute is not None:
+            freshness = max(0, int((now - newest_minute).total_seconds()))
+    return {"items": rows, "freshness_seconds": freshness}
+
+
+def alert_row(item: Item) -> dict[str, Any]:
+    return {
+        "alert_id": str(item.get("alert_id", "")),
+        "rule": str(item.get("rule", "")),
+        "severity": str(item.get("severity", "")),
+        "status": str(item.get("status", "")),
+        "raised_at": str(item.get("raised_at", "")),
+        "message": str(item.get("message", "")),
+        "value": None if item.get("value") is None else str(item["value"]),
+        "threshold": None if item.get("threshold") is None else str(item["threshold"]),
+        "acknowledged_by": item.get("acknowledged_by"),
+        "acknowledged_at": item.get("acknowledged_at"),
+        "runbook_url": item.get("runbook_url"),
+    }
+
+
+def alerts(services: Services, query: Params) -> dict[str, Any]:
+    status = params.choice(query, "status", serving.ALERT_STATUSES, "open")
+    limit = _limit(query)
+    fp = tokens.fingerprint("alerts", status)
+    cursor = tokens.decode(params.optional_str(query, "next_token"), fp, key_names=ALERT_INDEX_KEY_NAMES)
+    page = services.alerts().by_status(status, limit=limit, cursor=cursor)
+    return _page(page, fp, [alert_row(i) for i in page.items])
+
+
+def _alert_id(alert_id: str) -> str:
+    if not params.KEY_ID.fullmatch(alert_id):
+        raise NotFoundError("alert_not_found", f"no alert with id {alert_id[:80]!r}")
+    return alert_id
+
+
+def acknowledge(services: Services, alert_id: str, body: Any) -> dict[str, Any]:
+    alert_id = _alert_id(alert_id)
+    by = params.body_str(params.json_object(body), "by", required=True, max_len=128)
+    assert by is not None
+    return alert_row(services.alerts().acknowledge(alert_id, by.strip(), services.clock()))
+
+
+def start_query(services: Services, body: Any) -> dict[str, Any]:
+    doc = params.json_object(body)
+    sql = params.body_str(doc, "sql", required=True, max_len=MAX_SQL_CHARS)
+    database = params.body_str(doc, "database", required=False, max_len=255)
+    assert sql is not None
+    return services.runner().start(sql, database)
+
+
+def query_status(services: Services, query_id: str) -> dict[str, Any]:
+    return services.runner().status(query_id)
+
+
+def query_results(services: Services, query_id: str, query: Params) -> dict[str, Any]:
+    max_results = params.integer(query, "max_results", default=DEFAULT_PAGE_SIZE, low=1, high=MAX_PAGE_SIZE)
+    token = params.optional_str(query, "next_token")
+    return services.runner().results(query_id, max_results=max_results, next_token=token)
+
+
+def cancel_query(services: Services, query_id: str) -> dict[str, Any]:
+    return services.runner().cancel(query_id)
+
+
+def catalog(services: Services) -> dict[str, Any]:
+    tables = services.catalog().tables()
+    return {"databases": [
+        {"name": db, "tables": [t.describe() for t in tables.get(db, ())]} for db in services.catalog().databases
+    ]}
+
+
+def health(services: Services) -> dict[str, Any]:
+    checks: dict[str, str] = {}
+
+    def run(name: str, check: Any) -> None:
+        try:
+            check()
+            checks[name] = "ok"
+        except DependencyError as exc:
+            logger.warning("health check %s failed: %s", name, exc)
+            checks[name] = "error"
+        except Exception:  # health reports, never fails: the outermost boundary of each check
+            logger.exception("health check %s failed", name)
+            checks[name] = "error"
+
+    def dynamodb() -> None:
+        try:
+            for table in (services.config.metrics_table, services.config.alerts_table):
+                services.dynamodb().describe_table(TableName=table)
+        except (ClientError, BotoCoreError) as exc:
+            raise DependencyError(str(exc)) from exc
+
+    def engine() -> None:
+        if services.config.query_engine == "athena":
+            try:
+                services.athena().get_work_group(WorkGroup=services.config.athena_workgroup or "primary")
+            except (ClientError, BotoCoreError) as exc:
+                raise DependencyError(str(exc)) from exc
+        else:
+            services.local_engine().check()
+
+    run("dynamodb", dynamodb)
+    run("catalog", services.catalog().check)
+    run("query_engine", engine)
+    return {"status": "ok" if all(v == "ok" for v in checks.values()) else "degraded", "checks": checks}

@@ -1,0 +1,120 @@
+"""The API's dependencies, created lazily on first use (never at import) and injectable in tests."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import boto3
+
+from chalicelib.catalog import GlueCatalog
+from chalicelib.config import CATALOG_TTL_SECONDS, ApiConfig
+from chalicelib.repositories import AlertRepository, KpiRepository, RealtimeRepository
+from chalicelib.runner import AthenaLike, QueryRunner
+
+if TYPE_CHECKING:
+    from mypy_boto3_athena import AthenaClient
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_glue import GlueClient
+    from mypy_boto3_s3 import S3Client
+
+    from chalicelib.duckdb_engine import LocalAthena
+
+T = TypeVar("T")
+
+
+class Services:
+    def __init__(
+        self, config: ApiConfig, *, session: boto3.Session | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.config, self.clock = config, clock
+        self._session = session
+        self._lock = threading.RLock()
+        self._made: dict[str, Any] = {}
+
+    def _once(self, name: str, make: Callable[[], T]) -> T:
+        with self._lock:
+            if name not in self._made:
+                self._made[name] = make()
+            value: T = self._made[name]
+            return value
+
+    def session(self) -> boto3.Session:
+        return self._once("session", lambda: self._session or boto3.Session(region_name=self.config.settings.region))
+
+    def _client(self, service: str) -> Any:
+        settings = self.config.settings
+        return self._once(service, lambda: self.session().client(  # type: ignore[call-overload]
+            service, endpoint_url=settings.endpoint_url, region_name=settings.region))
+
+    def dynamodb(self) -> DynamoDBClient:
+        client: DynamoDBClient = self._client("dynamodb")
+        return client
+
+    def glue(self) -> GlueClient:
+        client: GlueClient = self._client("glue")
+        return client
+
+    def s3(self) -> S3Client:
+        client: S3Client = self._client("s3")
+        return client
+
+    def athena(self) -> AthenaClient:
+        client: AthenaClient = self._client("athena")
+        return client
+
+    def kpis(self) -> KpiRepository:
+        return self._once("kpis", lambda: KpiRepository(self.dynamodb(), self.config.metrics_table))
+
+    def realtime(self) -> RealtimeRepository:
+        return self._once("realtime", lambda: RealtimeRepository(self.dynamodb(), self.config.metrics_table))
+
+    def alerts(self) -> AlertRepository:
+        return self._once("alerts", lambda: AlertRepository(self.dynamodb(), self.config.alerts_table))
+
+    def catalog(self) -> GlueCatalog:
+        return self._once("catalog", lambda: GlueCatalog(
+            self.glue, self.config.allowed_databases, ttl_seconds=CATALOG_TTL_SECONDS))
+
+    def engine(self) -> AthenaLike:
+        if self.config.query_engine == "athena":
+            engine: AthenaLike = self._client("athena")
+            return engine
+        return self.local_engine()
+
+    def local_engine(self) -> LocalAthena:
+        def make() -> LocalAthena:
+            from chalicelib.duckdb_engine import LocalAthena, S3Access
+
+            settings = self.config.settings
+
+            def access() -> S3Access:
+                credentials = self.session().get_credentials()
+                if credentials is None:
+                    from chalicelib.errors import DependencyError
+
+                    raise DependencyError("no AWS credentials for the local query engine's S3 access")
+                frozen = credentials.get_frozen_credentials()
+                return S3Access(settings.endpoint_url, settings.region, frozen.access_key or "",
+                                frozen.secret_key or "", frozen.token)
+
+            buckets = [b for b in (settings.silver_bucket, settings.gold_bucket) if b]
+            return LocalAthena(self.catalog(), self.s3, access, allowed_buckets=buckets,
+                               timeout_seconds=self.config.query_timeout_seconds)
+
+        return self._once("local_engine", make)
+
+    def runner(self) -> QueryRunner:
+        return self._once("runner", lambda: QueryRunner(
+            self.engine, self.catalog(), dialect="trino" if self.config.query_engine == "athena" else "duckdb",
+            workgroup=self.config.athena_workgroup, max_rows=self.config.max_query_rows,
+            timeout_seconds=self.config.query_timeout_seconds, clock=self.clock))
+
+    def close(self) -> None:
+        with self._lock:
+            engine = self._made.pop("local_engine", None)
+        if engine is not None:
+            engine.close()

@@ -1,0 +1,1 @@
+"""One ComponentResource per concern; each module holds its ``XxxArgs`` and its component."""

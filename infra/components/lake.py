@@ -1,0 +1,170 @@
+"""Lake: the KMS key and every bucket (zones + artifacts + Athena results + access logs).
+
+``SecureBucket`` is the one way a bucket is made: encrypted, versioned, TLS-only, public access
+blocked, owner-enforced, access-logged, with lifecycle rules given by its caller.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+
+from dataforge.lake import SupportBucket, Zone, bucket_name
+
+
+@dataclass(frozen=True, slots=True)
+class LifecycleRule:
+    id: str
+    prefix: str = ""
+    expire_days: int | None = None
+    infrequent_access_days: int | None = None
+    noncurrent_days: int = 30
+
+
+@dataclass(frozen=True, slots=True)
+class SecureBucketArgs:
+    bucket: str
+    kms_key_arn: pulumi.Input[str] | None = None  # None: SSE-S3 (access-log targets must use it)
+    lifecycle: tuple[LifecycleRule, ...] = ()
+    log_bucket: pulumi.Input[str] | None = None
+    force_destroy: bool = False
+    extra_policy_statements: tuple[dict[str, object], ...] = field(default=())
+
+
+class SecureBucket(pulumi.ComponentResource):
+    bucket: aws.s3.Bucket
+    name: pulumi.Output[str]
+    arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: SecureBucketArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("dataforge:lake:SecureBucket", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        bucket = aws.s3.Bucket(f"{name}-bucket", bucket=args.bucket, force_destroy=args.force_destroy, opts=child)
+        aws.s3.BucketOwnershipControls(f"{name}-ownership", bucket=bucket.id,
+                                       rule={"object_ownership": "BucketOwnerEnforced"}, opts=child)
+        pab = aws.s3.BucketPublicAccessBlock(f"{name}-public-access", bucket=bucket.id, block_public_acls=True,
+                                             block_public_policy=True, ignore_public_acls=True,
+                                             restrict_public_buckets=True, opts=child)
+        aws.s3.BucketVersioning(f"{name}-versioning", bucket=bucket.id,
+                                versioning_configuration={"status": "Enabled"}, opts=child)
+        sse: aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgsDict = (
+            {"sse_algorithm": "aws:kms", "kms_master_key_id": args.kms_key_arn} if args.kms_key_arn is not None
+            else {"sse_algorithm": "AES256"})
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{name}-encryption", bucket=bucket.id,
+            rules=[{"apply_server_side_encryption_by_default": sse, "bucket_key_enabled": True}], opts=child)
+        statements: list[dict[str, object]] = [{
+            "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+            "Resource": [bucket.arn, pulumi.Output.concat(bucket.arn, "/*")],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        }, *args.extra_policy_statements]
+        aws.s3.BucketPolicy(f"{name}-policy", bucket=bucket.id,
+                            policy=pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": statements}),
+                            opts=pulumi.ResourceOptions(parent=self, depends_on=[pab]))
+        rules: list[aws.s3.BucketLifecycleConfigurationRuleArgsDict] = []
+        for rule in args.lifecycle or (LifecycleRule("noncurrent"),):
+            spec: aws.s3.BucketLifecycleConfigurationRuleArgsDict = {
+                "id": rule.id, "status": "Enabled", "filter": {"prefix": rule.prefix},
+                "noncurrent_version_expiration": {"noncurrent_days": rule.noncurrent_days},
+                "abort_incomplete_multipart_upload": {"days_after_initiation": 7},
+            }
+            if rule.expire_days is not None:
+                spec["expiration"] = {"days": rule.expire_days}
+            if rule.infrequent_access_days is not None:
+                spec["transitions"] = [{"days": rule.infrequent_access_days, "storage_class": "STANDARD_IA"}]
+            rules.append(spec)
+        aws.s3.BucketLifecycleConfiguration(f"{name}-lifecycle", bucket=bucket.id, rules=rules, opts=child)
+        if args.log_bucket is not None:
+            aws.s3.BucketLogging(f"{name}-logging", bucket=bucket.id, target_bucket=args.log_bucket,
+                                 target_prefix=f"{args.bucket}/", opts=child)
+        self.bucket = bucket
+        self.name = bucket.bucket
+        self.arn = bucket.arn
+        self.register_outputs({"name": self.name, "arn": self.arn})
+
+
+@dataclass(frozen=True, slots=True)
+class LakeArgs:
+    name_prefix: str
+    env: str
+    landing_days: int
+    bronze_days: int
+    quarantine_days: int
+    silver_ia_days: int
+    gold_ia_days: int
+    noncurrent_days: int
+    athena_results_days: int
+    access_logs_days: int
+    region: str
+    account_id: pulumi.Input[str]
+    force_destroy: bool = False
+    protect: bool = False
+
+
+def key_policy(region: str, account_id: pulumi.Input[str]) -> pulumi.Output[str]:
+    """The lake key's policy: the account administers it; the services that write encrypted data
+    on the platform's behalf (CloudWatch Logs, alarms and EventBridge into the SNS topic) may use it."""
+    root = pulumi.Output.concat("arn:aws:iam::", account_id, ":root")
+    return pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": [
+        {"Sid": "AccountAdministers", "Effect": "Allow", "Principal": {"AWS": root}, "Action": "kms:*",
+         "Resource": "*"},
+        {"Sid": "CloudWatchLogs", "Effect": "Allow", "Principal": {"Service": f"logs.{region}.amazonaws.com"},
+         "Action": ["kms:Decrypt*", "kms:Describe*", "kms:Encrypt*", "kms:GenerateDataKey*", "kms:ReEncrypt*"],
+         "Resource": "*", "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": pulumi.Output.concat(
+             "arn:aws:logs:", region, ":", account_id, ":*")}}},
+        {"Sid": "AlarmsAndEventsToSns", "Effect": "Allow",
+         "Principal": {"Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com"]},
+         "Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*"},
+    ]})
+
+
+class Lake(pulumi.ComponentResource):
+    kms_key_arn: pulumi.Output[str]
+    buckets: dict[Zone | SupportBucket, SecureBucket]
+
+    def __init__(self, name: str, args: LakeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("dataforge:lake:Lake", name, None, opts)
+        protected = pulumi.ResourceOptions(parent=self, protect=args.protect)
+        key = aws.kms.Key(f"{name}-key", description=f"DataForge {args.env} lake and services",
+                          enable_key_rotation=True, deletion_window_in_days=30,
+                          policy=key_policy(args.region, args.account_id), opts=protected)
+        aws.kms.Alias(f"{name}-key-alias", name=f"alias/{args.name_prefix}-{args.env}", target_key_id=key.key_id,
+                      opts=pulumi.ResourceOptions(parent=self))
+        self.kms_key_arn = key.arn
+
+        def make(which: Zone | SupportBucket, lifecycle: tuple[LifecycleRule, ...], *, kms: bool = True,
+                 log_bucket: pulumi.Input[str] | None = None,
+                 extra: tuple[dict[str, object], ...] = ()) -> SecureBucket:
+            physical = bucket_name(args.name_prefix, args.env, which)
+            return SecureBucket(f"{name}-{which.value}", SecureBucketArgs(
+                bucket=physical, kms_key_arn=key.arn if kms else None, lifecycle=lifecycle, log_bucket=log_bucket,
+                force_destroy=args.force_destroy, extra_policy_statements=extra), opts=protected)
+
+        nc = args.noncurrent_days
+        logs_physical = bucket_name(args.name_prefix, args.env, SupportBucket.ACCESS_LOGS)
+        logs = make(SupportBucket.ACCESS_LOGS, (LifecycleRule("expire", expire_days=args.access_logs_days,
+                                                              noncurrent_days=nc),), kms=False, extra=({
+            "Sid": "AllowServerAccessLogs", "Effect": "Allow", "Principal": {"Service": "logging.s3.amazonaws.com"},
+            "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{logs_physical}/*",
+        },))
+        log_target = logs.name
+        rules: dict[Zone | SupportBucket, tuple[LifecycleRule, ...]] = {
+            Zone.LANDING: (LifecycleRule("expire", expire_days=args.landing_days, noncurrent_days=nc),),
+            Zone.BRONZE: (LifecycleRule("expire", expire_days=args.bronze_days, noncurrent_days=nc),),
+            Zone.QUARANTINE: (LifecycleRule("expire", expire_days=args.quarantine_days, noncurrent_days=nc),),
+            Zone.SILVER: (LifecycleRule("tier", infrequent_access_days=args.silver_ia_days, noncurrent_days=nc),),
+            Zone.GOLD: (LifecycleRule("tier", infrequent_access_days=args.gold_ia_days, noncurrent_days=nc),),
+            SupportBucket.ARTIFACTS: (LifecycleRule("noncurrent", noncurrent_days=nc),
+                                      LifecycleRule("glue-tmp", prefix="glue/tmp/", expire_days=7)),
+            SupportBucket.ATHENA_RESULTS: (LifecycleRule("expire", expire_days=args.athena_results_days,
+                                                         noncurrent_days=1),),
+        }
+        self.buckets = {which: make(which, lifecycle, log_bucket=log_target) for which, lifecycle in rules.items()}
+        self.buckets[SupportBucket.ACCESS_LOGS] = logs
+        self.register_outputs({"kms_key_arn": self.kms_key_arn,
+                               **{f"{which.value}_bucket": b.name for which, b in self.buckets.items()}})
+
+    def bucket(self, which: Zone | SupportBucket) -> SecureBucket:
+        return self.buckets[which]

@@ -1,0 +1,218 @@
+"""Processing: Glue 5.1 jobs for every ``spark/jobs`` script, scripts and the shared core uploaded
+under content-hashed keys, job arguments built from outputs, triggers and the daily workflow."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import pulumi
+import pulumi_aws as aws
+
+from dataforge import envvars
+from infra import iam
+from infra.artifacts import Artifact
+
+GLUE_VERSION: Final = "5.1"
+SCRIPTS_PREFIX: Final = "glue/scripts"
+LIBS_PREFIX: Final = "glue/libs"
+TEMP_PREFIX: Final = "glue/tmp/"
+
+
+def job_argument(env_var: str) -> str:
+    """The Glue job argument carrying an ``envvars`` setting: ``--DATAFORGE_BRONZE_BUCKET``."""
+    return f"--{env_var}"
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """One Glue job: which buckets it reads/writes, which settings it gets, how it is started."""
+
+    job: str
+    script: Artifact
+    reads: tuple[str, ...]  # keys of ProcessingArgs.bucket_arns
+    writes: tuple[str, ...]
+    settings: tuple[str, ...]  # envvars names passed as job arguments
+    streaming: bool = False
+    dynamodb: bool = False
+    kafka: bool = False
+    bookmarks: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessingArgs:
+    base_name: str
+    jobs: Sequence[JobSpec]
+    core: Artifact
+    artifacts_bucket: pulumi.Input[str]
+    artifacts_bucket_arn: pulumi.Input[str]
+    bucket_arns: Mapping[str, pulumi.Input[str]]
+    settings: Mapping[str, pulumi.Input[str]]  # envvars name -> value
+    kms_key_arn: pulumi.Input[str]
+    glue_catalog_arn: pulumi.Output[str]
+    glue_resource_arns: Sequence[pulumi.Input[str]]  # the databases and tables the jobs use
+    metrics_table_arn: pulumi.Input[str]
+    cluster_arn: pulumi.Input[str]
+    topic_arn: pulumi.Input[str]
+    group_arn_prefix: pulumi.Input[str]
+    subnet_id: pulumi.Input[str]
+    availability_zone: str
+    security_group_id: pulumi.Input[str]
+    worker_type: str
+    workers: int
+    streaming_workers: int
+    daily_schedule: str
+    batch_schedule: str
+    timeout_minutes: int
+    max_retries: int
+    log_retention_days: int
+
+
+class Processing(pulumi.ComponentResource):
+    job_names: dict[str, pulumi.Output[str]]
+    script_locations: dict[str, pulumi.Output[str]]
+    workflow_name: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ProcessingArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("dataforge:processing:Processing", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        core_key = args.core.key(LIBS_PREFIX)
+        core_object = aws.s3.BucketObject(f"{name}-core", bucket=args.artifacts_bucket, key=core_key,
+                                          source=pulumi.FileAsset(str(args.core.path)),
+                                          source_hash=args.core.sha256, server_side_encryption="aws:kms",
+                                          kms_key_id=args.kms_key_arn, opts=child)
+        core_uri = pulumi.Output.concat("s3://", core_object.bucket, "/", core_object.key)
+        security = aws.glue.SecurityConfiguration(f"{name}-security", name=f"{args.base_name}-glue",
+                                                  encryption_configuration={
+            "s3_encryption": {"s3_encryption_mode": "SSE-KMS", "kms_key_arn": args.kms_key_arn},
+            "job_bookmarks_encryption": {"job_bookmarks_encryption_mode": "CSE-KMS",
+                                         "kms_key_arn": args.kms_key_arn},
+            "cloudwatch_encryption": {"cloudwatch_encryption_mode": "SSE-KMS", "kms_key_arn": args.kms_key_arn},
+        }, opts=child)
+        connection = aws.glue.Connection(f"{name}-vpc", name=f"{args.base_name}-vpc", connection_type="NETWORK",
+                                         physical_connection_requirements={
+                                             "availability_zone": args.availability_zone,
+                                             "subnet_id": args.subnet_id,
+                                             "security_group_id_lists": [args.security_group_id]}, opts=child)
+        aws.cloudwatch.LogGroup(f"{name}-logs", name=f"/aws-glue/jobs/{args.base_name}",
+                                retention_in_days=args.log_retention_days, opts=child)
+        connection_arn = pulumi.Output.concat(
+            args.glue_catalog_arn.apply(lambda arn: arn.removesuffix(":catalog")), ":connection/", connection.name)
+        self.job_names = {}
+        self.script_locations = {}
+        jobs: dict[str, aws.glue.Job] = {}
+        for spec in args.jobs:
+            role_name = spec.job.replace("_", "-")
+            script = aws.s3.BucketObject(f"{name}-{role_name}-script", bucket=args.artifacts_bucket,
+                                         key=spec.script.key(SCRIPTS_PREFIX),
+                                         source=pulumi.FileAsset(str(spec.script.path)),
+                                         source_hash=spec.script.sha256, server_side_encryption="aws:kms",
+                                         kms_key_id=args.kms_key_arn, opts=child)
+            statements: list[iam.Statement] = [
+                *iam.s3_read(args.artifacts_bucket_arn, "glue/"),
+                *iam.s3_write(args.artifacts_bucket_arn, TEMP_PREFIX, delete=True),
+                iam.kms_use(args.kms_key_arn),
+                iam.allow(["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents",
+                           "logs:AssociateKmsKey"],
+                          ["arn:aws:logs:*:*:log-group:/aws-glue/*"], sid="GlueLogs"),
+                iam.allow(["cloudwatch:PutMetricData"], ["*"], sid="GlueMetrics"),
+                iam.allow(["glue:GetDatabase", "glue:GetTable", "glue:GetTables", "glue:GetPartition",
+                           "glue:GetPartitions", "glue:BatchGetPartition", "glue:UpdateTable",
+                           "glue:CreatePartition", "glue:BatchCreatePartition", "glue:DeletePartition",
+                           "glue:BatchDeletePartition", "glue:UpdatePartition", "glue:GetConnection"],
+                          [args.glue_catalog_arn, *args.glue_resource_arns, connection_arn],
+                          sid="GlueCatalog"),
+                iam.allow([*iam.VPC_ENI_ACTIONS, "ec2:CreateTags", "ec2:DeleteTags", "ec2:DescribeVpcEndpoints",
+                           "ec2:DescribeRouteTables"], ["*"], sid="GlueVpc"),
+            ]
+            for bucket in spec.reads:
+                statements += iam.s3_read(args.bucket_arns[bucket])
+            for bucket in spec.writes:
+                statements += iam.s3_write(args.bucket_arns[bucket], delete=True)
+            if spec.dynamodb:
+                statements.append(iam.allow(["dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                                             "dynamodb:DescribeTable"], [args.metrics_table_arn], sid="Metrics"))
+            if spec.kafka:
+                statements += [
+                    iam.allow(["kafka-cluster:Connect", "kafka-cluster:DescribeCluster"], [args.cluster_arn]),
+                    iam.allow(["kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"], [args.topic_arn]),
+                    iam.allow(["kafka-cluster:AlterGroup", "kafka-cluster:DescribeGroup"],
+                              [pulumi.Output.concat(args.group_arn_prefix, "/*")]),
+                ]
+            role = iam.role(f"{name}-{role_name}-role", ["glue.amazonaws.com"], statements, self,
+                            f"Glue job {spec.job}")
+            arguments: dict[str, pulumi.Input[str]] = {
+                "--extra-py-files": core_uri,
+                "--TempDir": pulumi.Output.concat("s3://", args.artifacts_bucket, "/", TEMP_PREFIX, spec.job, "/"),
+                "--enable-metrics": "true",
+                "--enable-observability-metrics": "true",
+                "--enable-continuous-cloudwatch-log": "true",
+                "--continuous-log-logGroup": f"/aws-glue/jobs/{args.base_name}",
+                "--enable-glue-datacatalog": "true",
+                "--job-language": "python",
+                "--job-bookmark-option": "job-bookmark-enable" if spec.bookmarks else "job-bookmark-disable",
+            }
+            for setting in spec.settings:
+                arguments[job_argument(setting)] = args.settings[setting]
+            job = aws.glue.Job(
+                f"{name}-{role_name}", name=f"{args.base_name}-{role_name}", role_arn=role.arn,
+                glue_version=GLUE_VERSION,
+                command={"name": "gluestreaming" if spec.streaming else "glueetl", "python_version": "3",
+                         "script_location": pulumi.Output.concat("s3://", script.bucket, "/", script.key)},
+                default_arguments=dict(sorted(arguments.items())),
+                worker_type=args.worker_type,
+                number_of_workers=args.streaming_workers if spec.streaming else args.workers,
+                timeout=None if spec.streaming else args.timeout_minutes,
+                max_retries=0 if spec.streaming else args.max_retries,
+                execution_property={"max_concurrent_runs": 1},
+                security_configuration=security.name,
+                connections=[connection.name] if spec.kafka else None,
+                opts=child)
+            jobs[spec.job] = job
+            self.job_names[spec.job] = job.name
+            self.script_locations[spec.job] = job.command.script_location
+        workflow = aws.glue.Workflow(f"{name}-daily", name=f"{args.base_name}-daily",
+                                     description="daily aggregation -> export gold to DynamoDB",
+                                     max_concurrent_runs=1, opts=child)
+        self.workflow_name = workflow.name
+        if "daily_aggregation" in jobs and "export_gold" in jobs:
+            aws.glue.Trigger(f"{name}-daily-start", name=f"{args.base_name}-daily-start", type="SCHEDULED",
+                             schedule=args.daily_schedule, workflow_name=workflow.name,
+                             actions=[{"job_name": jobs["daily_aggregation"].name}], opts=child)
+            aws.glue.Trigger(f"{name}-daily-export", name=f"{args.base_name}-daily-export", type="CONDITIONAL",
+                             workflow_name=workflow.name, actions=[{"job_name": jobs["export_gold"].name}],
+                             predicate={"conditions": [{"job_name": jobs["daily_aggregation"].name,
+                                                        "state": "SUCCEEDED"}]}, opts=child)
+        if "batch_enrichment" in jobs:
+            aws.glue.Trigger(f"{name}-batch-enrichment-schedule", name=f"{args.base_name}-batch-enrichment",
+                             type="SCHEDULED", schedule=args.batch_schedule,
+                             actions=[{"job_name": jobs["batch_enrichment"].name}], opts=child)
+        if "streaming_enrichment" in jobs:
+            # A streaming job runs until stopped; the hourly trigger restarts it after a failure
+            # (max_concurrent_runs=1 makes it a no-op while it runs).
+            aws.glue.Trigger(f"{name}-streaming-keepalive", name=f"{args.base_name}-streaming-keepalive",
+                             type="SCHEDULED", schedule="cron(5 * * * ? *)",
+                             actions=[{"job_name": jobs["streaming_enrichment"].name}], opts=child)
+        self.register_outputs({"jobs": self.job_names, "workflow": self.workflow_name})
+
+
+def standard_jobs(scripts: Mapping[str, Artifact]) -> list[JobSpec]:
+    """The platform's Glue jobs and what each may touch (least privilege per job)."""
+    common = (envvars.ENV, envvars.NAME_PREFIX, envvars.GLUE_DATABASE_PREFIX, envvars.LOG_LEVEL)
+    return [
+        JobSpec("streaming_enrichment", scripts["streaming_enrichment"], reads=(), writes=("silver", "quarantine"),
+                settings=(*common, envvars.KAFKA_BOOTSTRAP_SERVERS, envvars.KAFKA_TOPIC, envvars.SILVER_BUCKET,
+                          envvars.QUARANTINE_BUCKET, envvars.METRICS_TABLE),
+                streaming=True, dynamodb=True, kafka=True),
+        JobSpec("batch_enrichment", scripts["batch_enrichment"], reads=("bronze",), writes=("silver", "quarantine"),
+                settings=(*common, envvars.BRONZE_BUCKET, envvars.SILVER_BUCKET, envvars.QUARANTINE_BUCKET),
+                bookmarks=True),
+        JobSpec("daily_aggregation", scripts["daily_aggregation"], reads=("silver",), writes=("gold",),
+                settings=(*common, envvars.SILVER_BUCKET, envvars.GOLD_BUCKET)),
+        JobSpec("backfill", scripts["backfill"], reads=("bronze",), writes=("silver", "gold", "quarantine"),
+                settings=(*common, envvars.BRONZE_BUCKET, envvars.SILVER_BUCKET, envvars.GOLD_BUCKET,
+                          envvars.QUARANTINE_BUCKET, envvars.METRICS_TABLE), dynamodb=True),
+        JobSpec("export_gold", scripts["export_gold"], reads=("gold",), writes=(),
+                settings=(*common, envvars.GOLD_BUCKET, envvars.METRICS_TABLE), dynamodb=True),
+    ]

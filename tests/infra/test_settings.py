@@ -1,0 +1,63 @@
+"""Stack settings are typed, validated and come from each stack's file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from infra.errors import InfraConfigError
+from infra.render import load_stack_config
+from infra.settings import StackSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+CERT = {"dashboard": {"certificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/x"}}
+
+
+def settings_of(stack: str) -> StackSettings:
+    config = load_stack_config(stack, ROOT)
+    raw = {key.split(":", 1)[1]: value for key, value in config.values.items() if key.startswith("dataforge:")}
+    raw["region"] = config.values["aws:region"]
+    return StackSettings.from_mapping(stack, raw)
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_every_stack_file_loads(stack: str) -> None:
+    settings = settings_of(stack)
+    assert settings.env == stack
+    assert settings.tags()["environment"] == stack
+
+
+def test_stack_files_hold_the_environment_differences() -> None:
+    dev, prod = settings_of("dev"), settings_of("prod")
+    assert (dev.streaming.mode, prod.streaming.mode) == ("serverless", "provisioned")
+    assert not dev.serving.deletion_protection
+    assert prod.serving.deletion_protection
+    assert prod.protect
+    assert not dev.protect
+    assert prod.dashboard.hosting == dev.dashboard.hosting == "ecs"
+
+
+def test_secure_defaults() -> None:
+    settings = StackSettings.from_mapping("staging", CERT)
+    assert settings.serving.point_in_time_recovery
+    assert settings.serving.deletion_protection
+    assert not settings.lake.force_destroy
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ({"dashboard": {"hosting": "lightsail"}}, "dashboard.hosting"),
+    ({"dashboard": {"hosting": "ecs"}}, "certificateArn"),
+    ({**CERT, "lake": {"landingDayz": 3}}, "unknown keys"),
+    ({**CERT, "ingestion": {"batchSize": "many"}}, "integer"),
+    ({**CERT, "logRetentionDays": 13}, "retention"),
+    ({**CERT, "streaming": {"mode": "provisioned", "brokerCount": 3}}, "multiple"),
+])
+def test_invalid_config_fails_with_the_key_to_fix(raw: dict[str, object], message: str) -> None:
+    with pytest.raises(InfraConfigError, match=message):
+        StackSettings.from_mapping("dev", raw)
+
+
+def test_local_is_not_a_deployable_stack() -> None:
+    with pytest.raises(InfraConfigError, match="deployable"):
+        StackSettings.from_mapping("local", CERT)
