@@ -17,8 +17,12 @@ export UV_CACHE_DIR := $(CACHE)/uv
 export UV_PYTHON_DOWNLOADS := never
 export UV_LINK_MODE := copy
 export PIP_CACHE_DIR := $(CACHE)/pip
+# Compiled bytecode of every Python process (tests start several: moto, panel, Spark workers) is
+# cached in the ignored .cache/pycache; pulumi-aws alone takes 20-40 s to compile otherwise.
+unexport PYTHONDONTWRITEBYTECODE
+export PYTHONPYCACHEPREFIX := $(CACHE)/pycache
 
-.PHONY: help setup deps jars run test test-unit test-integration lint typecheck check bench services-up services-down clean
+.PHONY: help setup deps jars chromium run test test-unit test-integration lint typecheck check bench services-up services-down clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -38,18 +42,29 @@ deps: $(STAMP) ## Python venv from the lock file (cached in .cache/uv)
 jars: deps ## Maven-resolved jars (Kafka broker, Spark connectors) into .cache/jars
 	@$(PY) -m dataforge.local.maven
 
-setup: deps jars ## everything the platform and the tests need
+setup: deps jars ## everything the platform needs
+
+# Debian's Chromium for the browser tests (Playwright drives it; no browser download). The .deb files
+# are kept in the ignored .cache/apt so a reinstall needs no network.
+CHROMIUM_DEBS := $(CACHE)/apt/archives
+chromium: ## Debian's chromium for the browser tests (.deb files cached in .cache/apt)
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "==> installing Debian's chromium (browser tests)"; mkdir -p $(CHROMIUM_DEBS)/partial; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y -qq --no-download -o Dir::Cache::archives=$(CHROMIUM_DEBS) chromium >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -qq && \
+	    $$SUDO apt-get install -y -qq -o Dir::Cache::archives=$(CHROMIUM_DEBS) chromium >/dev/null; }; }
 
 run: setup ## set up, then run the embedded platform on sample data (API + dashboard)
 	@$(PY) -m dataforge run
 
-test: setup ## set up, then run every test tier (unit, integration, e2e)
+test: setup chromium ## set up, then run every test tier (unit, integration, e2e)
 	@$(PY) -m pytest
 
 test-unit: deps ## unit tests only (no I/O, seconds)
 	@$(PY) -m pytest tests/unit
 
-test-integration: setup ## integration tests (real Kafka, moto server, Spark, DuckDB)
+test-integration: setup chromium ## integration tests (real Kafka, moto server, Spark, DuckDB)
 	@$(PY) -m pytest tests/integration
 
 lint: deps ## ruff
@@ -60,7 +75,7 @@ typecheck: deps ## mypy --strict on the core and infra
 
 check: lint typecheck test ## the one gate before a pull request
 
-bench: setup ## every benchmark in bench/ (prints figures)
+bench: setup chromium ## every benchmark in bench/ (prints figures)
 	@for script in bench/*.py; do echo "==> $$script"; $(PY) $$script || exit 1; done
 
 services-up: setup ## start moto + Kafka in the background

@@ -8,6 +8,7 @@ from __future__ import annotations
 import typer
 
 from dataforge.cli import api as _api
+from dataforge.cli import dashboard as _dashboard
 from dataforge.cli import generate as _generate
 from dataforge.cli import infra as _infra
 from dataforge.cli import ingest as _ingest
@@ -24,6 +25,7 @@ app.add_typer(_services.app, name="services", help="Start, stop and inspect the 
 app.command("generate", help="Generate synthetic schema-v1 events (file, stdout or Kafka).")(_generate.generate)
 app.command("run", help="Run the embedded platform on sample data (the README's main job).")(_run.run)
 app.add_typer(_api.app, name="api", help="Serve the analytics API locally.")
+app.command("dashboard", help="Serve the Panel dashboard locally against an API.")(_dashboard.dashboard)
 app.add_typer(_ingest.app, name="ingest", help="Land Kafka records and batch files into bronze + quarantine.")
 app.command("plan", help="Render a stack's resources offline (Pulumi mocks, real stack config).")(_infra.plan)
 app.command("diff", help="Compare two stacks, or one stack at two git revisions, as Markdown.")(_infra.diff)

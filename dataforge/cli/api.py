@@ -2,13 +2,19 @@
 
 The app is ``chalice_api/app.py`` of the checkout; its settings come from the environment (for the
 embedded platform: ``dataforge services env`` / ``local_environment``). ``serve_in_thread`` is the
-same server for tests and benchmarks (port 0 = a free port).
+same server for tests and benchmarks (port 0 = a free port); ``RestartableApi`` is that server on one
+port that can be stopped and started again (clients see the API go away and come back).
+
+Like ``chalice local``, the app's ``current_request`` is made thread-local first: the server answers
+requests in parallel threads, and Chalice keeps the current request on the app object.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
+import socket
 import sys
 import threading
 from dataclasses import dataclass
@@ -45,17 +51,54 @@ class ServedApi:
     thread: threading.Thread
 
     def stop(self) -> None:
+        """Stop listening and drop open (keep-alive) connections: clients see the API gone."""
         self.server.shutdown()
         self.server.server.server_close()
+        self.server.server.close_connections()
         self.thread.join(timeout=10)
+
+
+def _thread_local_requests(chalice_app: Any) -> None:
+    """What ``chalice.local.create_local_server`` does, without mutating Chalice's own classes:
+    ``app.current_request`` per thread, so parallel requests never read each other's parameters."""
+    from chalice.local import LocalChalice
+
+    if not isinstance(chalice_app, LocalChalice):
+        chalice_app.__class__ = type(f"Local{type(chalice_app).__name__}", (LocalChalice, type(chalice_app)), {})
 
 
 def _server(chalice_app: Any, host: str, port: int) -> Any:
     from chalice.config import Config
     from chalice.local import ChaliceRequestHandler, LocalDevServer, ThreadedHTTPServer
 
+    _thread_local_requests(chalice_app)
+
     class _Server(ThreadedHTTPServer):
         request_queue_size = REQUEST_BACKLOG
+        allow_reuse_address = True  # a restart may bind the same port while old connections are in TIME_WAIT
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self._open: set[socket.socket] = set()
+            self._open_lock = threading.Lock()
+            super().__init__(*args, **kwargs)
+
+        def process_request(self, request: Any, client_address: Any) -> None:
+            with self._open_lock:
+                self._open.add(request)
+            super().process_request(request, client_address)
+
+        def shutdown_request(self, request: Any) -> None:
+            with self._open_lock:
+                self._open.discard(request)
+            super().shutdown_request(request)
+
+        def close_connections(self) -> None:
+            """End keep-alive connections still served by handler threads (``server_close`` leaves them)."""
+            with self._open_lock:
+                connections = list(self._open)
+            for connection in connections:
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
 
     class _Handler(ChaliceRequestHandler):
         """Methods no route has (TRACE, QUERY, ...) get a 405 in the API's error shape, not http.server's 501."""
@@ -86,6 +129,37 @@ def serve_in_thread(chalice_app: Any, *, host: str = LOCALHOST, port: int = 0) -
     thread = threading.Thread(target=server.server.serve_forever, name="dataforge-api", daemon=True)
     thread.start()
     return ServedApi(f"http://{bound_host}:{bound_port}", server, thread)
+
+
+class RestartableApi:
+    """``chalice_app`` served on one port (chosen on the first start when ``port`` is 0) that can be
+    stopped (connections refused) and started again on the same port."""
+
+    def __init__(self, chalice_app: Any, *, host: str = LOCALHOST, port: int = 0) -> None:
+        self._app = chalice_app
+        self._host = host
+        self._port = port
+        self._served: ServedApi | None = None
+
+    @property
+    def url(self) -> str:
+        if not self._port:
+            raise RuntimeError("not started yet: the port is chosen on the first start")
+        return f"http://{self._host}:{self._port}"
+
+    @property
+    def running(self) -> bool:
+        return self._served is not None
+
+    def start(self) -> None:
+        if self._served is None:
+            self._served = serve_in_thread(self._app, host=self._host, port=self._port)
+            self._port = int(self._served.url.rsplit(":", 1)[1])
+
+    def stop(self) -> None:
+        if self._served is not None:
+            served, self._served = self._served, None
+            served.stop()
 
 
 @app.command("serve")

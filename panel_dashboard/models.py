@@ -1,0 +1,79 @@
+"""JSON shapes of the API contract (``/v1``), as TypedDicts. Money and rates are decimal strings."""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+
+class DailyKpi(TypedDict):
+    event_date: str
+    merchant_id: str
+    country: str
+    channel: str
+    txn_count: int
+    approved_count: int
+    declined_count: int
+    approval_rate: str | None
+    gross_volume_usd: str
+    refund_count: int
+    refund_volume_usd: str
+    net_volume_usd: str
+    avg_ticket_usd: str | None
+    unique_accounts: int
+
+
+class Summary(TypedDict):
+    date: str
+    current: dict[str, Any]
+    previous: dict[str, Any] | None
+    change: dict[str, Any]
+
+
+class Minute(TypedDict):
+    minute: str
+    txn_count: int
+    approved_count: int
+    declined_count: int
+    volume_usd: str
+    decline_rate: str | None
+
+
+class Realtime(TypedDict):
+    items: list[Minute]
+    freshness_seconds: int | None
+
+
+class Alert(TypedDict):
+    alert_id: str
+    rule: str
+    severity: str
+    status: str
+    raised_at: str
+    message: str
+    value: str | None
+    threshold: str | None
+    acknowledged_by: str | None
+    acknowledged_at: str | None
+    runbook_url: str | None
+
+
+class QueryColumn(TypedDict):
+    name: str
+    type: str
+
+
+class QueryResults(TypedDict):
+    columns: list[QueryColumn]
+    rows: list[list[Any]]
+    next_token: str | None
+
+
+class CatalogTable(TypedDict):
+    name: str
+    columns: list[QueryColumn]
+    partition_keys: list[Any]
+
+
+class CatalogDatabase(TypedDict):
+    name: str
+    tables: list[CatalogTable]
