@@ -28,6 +28,11 @@ if TYPE_CHECKING:  # imported lazily below: the unit tier needs neither boto3 se
     from dataforge.local.moto_server import MotoServer
 
 
+# Fixture modules of the other tiers (one Spark session, the served API, the dashboard) live in
+# tests/fixtures/ and are registered once here, so every tier shares the same session-scoped services.
+pytest_plugins = ["tests.fixtures.spark", "tests.fixtures.api", "tests.fixtures.dashboard"]
+
+
 @pytest.fixture(scope="session")
 def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
     """A started moto server (all AWS APIs) on a free port of 127.0.0.1, for the whole session."""

@@ -12,6 +12,7 @@ from dataforge.cli import dashboard as _dashboard
 from dataforge.cli import generate as _generate
 from dataforge.cli import infra as _infra
 from dataforge.cli import ingest as _ingest
+from dataforge.cli import jobs as _jobs
 from dataforge.cli import run as _run
 from dataforge.cli import services as _services
 
@@ -26,6 +27,8 @@ app.command("generate", help="Generate synthetic schema-v1 events (file, stdout 
 app.command("run", help="Run the embedded platform on sample data (the README's main job).")(_run.run)
 app.add_typer(_api.app, name="api", help="Serve the analytics API locally.")
 app.command("dashboard", help="Serve the Panel dashboard locally against an API.")(_dashboard.dashboard)
+app.command("backfill", help="Rebuild silver, gold and exports for a date range from bronze.")(_jobs.backfill)
+app.add_typer(_jobs.app, name="jobs", help="Run one Spark/Glue job (locally, or as a Glue job run on AWS).")
 app.add_typer(_ingest.app, name="ingest", help="Land Kafka records and batch files into bronze + quarantine.")
 app.command("plan", help="Render a stack's resources offline (Pulumi mocks, real stack config).")(_infra.plan)
 app.command("diff", help="Compare two stacks, or one stack at two git revisions, as Markdown.")(_infra.diff)

@@ -1,0 +1,1 @@
+"""Thin Glue job entrypoints: resolve arguments, read, transform (``spark.transforms``), write, commit."""

@@ -1,0 +1,101 @@
+"""Steps shared by the jobs: reference frames, silver/quarantine writes, DynamoDB upserts."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
+
+from dataforge import lake, schemas, serving
+from dataforge.reference import default_fx, default_merchants
+from dataforge.settings import Settings
+from spark import runtime
+from spark.transforms import dedupe, enrich, kpis
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+logger = logging.getLogger(__name__)
+
+
+def reference_frames(spark: SparkSession) -> tuple[DataFrame, DataFrame]:
+    return enrich.fx_frame(spark, default_fx()), enrich.merchants_frame(spark, default_merchants())
+
+
+def currencies() -> frozenset[str]:
+    return default_fx().currencies
+
+
+def write_silver(spark: SparkSession, settings: Settings, silver: DataFrame, *, overwrite: bool) -> list[date]:
+    """Append (streaming, incremental) or overwrite the touched ``event_date`` partitions (backfill);
+    registers the partitions in the Glue catalog. Returns the dates written."""
+    where = runtime.Lake(settings)
+    written = sorted(r["event_date"] for r in silver.select("event_date").distinct().collect())
+    if written:
+        (silver.repartition("event_date").write.mode("overwrite" if overwrite else "append")
+         .partitionBy("event_date").parquet(where.silver()))
+        runtime.register_partitions(settings, lake.Zone.SILVER, schemas.SILVER_TRANSACTIONS, where.silver(), written)
+    return written
+
+
+def write_quarantine(spark: SparkSession, settings: Settings, rows: DataFrame, key: str, *, partitioned: bool) -> int:
+    """QUARANTINE rows (gzip JSON lines) under ``enrichment/<key>``: overwritten per key (a retried
+    micro-batch) or per ``event_date`` partition (a rebuilt date)."""
+    count = rows.count()
+    uri = runtime.Lake(settings).quarantine(key)
+    if count == 0:
+        return 0
+    writer = rows.coalesce(1).write.mode("overwrite").option("compression", "gzip")
+    if partitioned:
+        writer.partitionBy("event_date").json(uri)
+    else:
+        writer.json(uri)
+    return count
+
+
+def upsert_realtime(settings: Settings, minutes: DataFrame) -> int:
+    """Whole-item upserts of realtime minute rows (ADR 0001 keys): idempotent."""
+    table = runtime.dynamodb_table(settings)
+    count = 0
+    with table.batch_writer(overwrite_by_pkeys=[serving.PK, serving.SK]) as batch:
+        for row in minutes.collect():
+            minute = row["minute"].replace(tzinfo=UTC) if row["minute"].tzinfo is None else row["minute"]
+            item: serving.RealtimeItem = {
+                "pk": serving.realtime_pk(minute), "sk": serving.realtime_sk(minute),
+                "minute": serving.realtime_sk(minute),
+                "txn_count": int(row["txn_count"]), "approved_count": int(row["approved_count"]),
+                "declined_count": int(row["declined_count"]), "volume_usd": row["volume_usd"],
+                "decline_rate": row["decline_rate"],
+            }
+            batch.put_item(Item=serving.without_none(dict(item)))
+            count += 1
+    return count
+
+
+def refresh_realtime(spark: SparkSession, settings: Settings, touched: Iterable[datetime]) -> int:
+    """Recompute the touched minutes from silver (deduplicated) and upsert them: the items are a
+    pure function of silver, so a retried or late micro-batch converges to the same values."""
+    from pyspark.sql import functions as F
+
+    minutes = sorted(set(touched))
+    if not minutes:
+        return 0
+    days = sorted({m.date() for m in minutes})
+    where = runtime.Lake(settings)
+    frames = [runtime.read_table(spark, where.silver(d), schemas.SILVER_TRANSACTIONS, d) for d in days]
+    silver = frames[0]
+    for frame in frames[1:]:
+        silver = silver.unionByName(frame)
+    wanted = spark.createDataFrame([(m,) for m in minutes], "minute timestamp")
+    scoped = silver.withColumn("minute", F.date_trunc("minute", F.col("event_time"))).join(
+        F.broadcast(wanted), "minute", "left_semi").drop("minute")
+    return upsert_realtime(settings, kpis.realtime_minutes(dedupe.dedupe_earliest(scoped, dedupe.SILVER_ORDER)))
+
+
+def to_date(text: str) -> date:
+    return date.fromisoformat(text)
+
+
+def log_metrics(job: str, metrics: dict[str, Any]) -> None:
+    logger.info("%s %s", job, " ".join(f"{k}={v}" for k, v in sorted(metrics.items())))

@@ -1,0 +1,130 @@
+"""Glue streaming job: Kafka ``transactions`` -> silver (append) + realtime minute items in DynamoDB.
+
+    streaming_enrichment [--trigger availableNow | --trigger "processingTime=30 seconds"]
+                         [--checkpoint_location s3://...] [--dedupe_delay "1 hour"]
+                         [--max_offsets_per_trigger N] [--starting_offsets earliest]
+
+Per micro-batch (``foreachBatch``): records failing the contract are counted and skipped (the landing
+Lambda quarantines them: it is the system of record for raw data); valid ones, deduplicated by
+``event_id`` within a watermark on ingest (Kafka) time, are enriched; those without an FX rate go to
+quarantine ``enrichment/job=streaming/batch=<id>/``, the rest are appended to silver; the minutes the
+batch touched are recomputed from silver and upserted. A commit marker per batch id makes a retried
+batch skip the appends it already made (Spark replays an uncommitted batch with the same id).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from dataforge.settings import Settings
+from spark import runtime
+from spark.jobs import common
+from spark.transforms import dedupe, enrich, validate
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+logger = logging.getLogger(__name__)
+
+DEFAULTS = {
+    "trigger": "availableNow",
+    "dedupe_delay": "1 hour",
+    "starting_offsets": "earliest",
+    "max_offsets_per_trigger": "",
+    "checkpoint_location": "",
+}
+
+
+def source(spark: SparkSession, settings: Settings, starting_offsets: str, max_offsets: str) -> DataFrame:
+    from pyspark.sql import functions as F
+
+    reader = (spark.readStream.format("kafka")
+              .option("kafka.bootstrap.servers", settings.require("kafka_bootstrap_servers"))
+              .option("subscribe", settings.kafka_topic)
+              .option("startingOffsets", starting_offsets)
+              .option("failOnDataLoss", "false"))
+    if max_offsets:
+        reader = reader.option("maxOffsetsPerTrigger", max_offsets)
+    return reader.load().select(
+        F.col("value").alias("raw"),
+        F.lit("kafka").alias("source"),
+        F.concat_ws("", F.col("topic"), F.lit("-"), F.col("partition").cast("string"), F.lit("@"),
+                    F.col("offset").cast("string")).alias("position"),
+        F.col("timestamp").alias("ingested_at"),
+    )
+
+
+class BatchWriter:
+    """The ``foreachBatch`` function; keeps running totals for the job's metrics."""
+
+    def __init__(self, settings: Settings, checkpoint: str) -> None:
+        self.settings = settings
+        self.checkpoint = checkpoint.rstrip("/")
+        self.metrics: Counter[str] = Counter()
+
+    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        from pyspark.sql import functions as F
+
+        spark = batch.sparkSession
+        batch = batch.persist()
+        counts = {r["ok"]: r["n"] for r in batch.groupBy(F.col("reason").isNull().alias("ok"))
+                  .agg(F.count(F.lit(1)).alias("n")).collect()}
+        fx, merchants = common.reference_frames(spark)
+        enriched = enrich.enrich(validate.valid(batch), fx, merchants).persist()
+        silver = enrich.silver_rows(enriched)
+        marker = f"{self.checkpoint}/sink_commits/{batch_id}"
+        if runtime.exists(spark, marker):
+            logger.info("batch %d already written (retry): skipping the appends", batch_id)
+            silver_rows = 0
+            no_rate = 0
+        else:
+            no_rate = common.write_quarantine(spark, self.settings, enrich.no_rate_rows(enriched),
+                                              f"job=streaming/batch={batch_id:012d}", partitioned=False)
+            silver_rows = silver.count()
+            common.write_silver(spark, self.settings, silver, overwrite=False)
+            runtime.touch(spark, marker, str(silver_rows))
+        touched = [r["minute"] for r in silver.filter(F.col("event_type") == "payment")
+                   .select(F.date_trunc("minute", "event_time").alias("minute")).distinct().collect()]
+        minutes = common.refresh_realtime(spark, self.settings, touched)
+        enriched.unpersist()
+        batch.unpersist()
+        batch_metrics = {"valid": counts.get(True, 0), "invalid_skipped": counts.get(False, 0),
+                         "silver_rows": silver_rows, "no_fx_rate": no_rate, "minutes_upserted": minutes}
+        self.metrics.update(batch_metrics)
+        self.metrics["batches"] += 1
+        common.log_metrics(f"streaming_enrichment batch {batch_id}", dict(batch_metrics))
+
+
+def run(spark: SparkSession, settings: Settings, **options: str) -> dict[str, Any]:
+    opts = {**DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
+    checkpoint = opts["checkpoint_location"] or runtime.Lake(settings).state("streaming_enrichment/checkpoint")
+    stream = source(spark, settings, opts["starting_offsets"], opts["max_offsets_per_trigger"])
+    validated = validate.validate_events(stream, common.currencies())
+    deduped = dedupe.dedupe_within_watermark(validated, opts["dedupe_delay"])
+    writer = BatchWriter(settings, checkpoint)
+    query = deduped.writeStream.foreachBatch(writer).option("checkpointLocation", checkpoint)
+    trigger = opts["trigger"]
+    if trigger == "availableNow":
+        query = query.trigger(availableNow=True)
+    elif trigger.startswith("processingTime="):
+        query = query.trigger(processingTime=trigger.split("=", 1)[1])
+    else:
+        raise ValueError(f"--trigger must be availableNow or processingTime=<interval>, got {trigger!r}")
+    handle = query.queryName("streaming_enrichment").start()
+    handle.awaitTermination()
+    return dict(writer.metrics)
+
+
+def main(argv: list[str] | None = None) -> None:
+    runtime.configure_logging()
+    args = runtime.parse_args(sys.argv[1:] if argv is None else argv, optional=DEFAULTS)
+    settings = runtime.settings_from(args)
+    run(runtime.session("streaming_enrichment", settings), settings,
+        **{k: args[k] for k in DEFAULTS})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,221 @@
+"""What every Glue job shares: argument resolution, the session, settings, lake paths, catalog and
+DynamoDB writes. Jobs stay thin: parse -> ``spark.transforms`` -> write.
+
+On Glue, arguments come from ``awsglue.utils.getResolvedOptions`` (imported lazily: absent locally);
+locally the same ``--name value`` pairs are parsed from ``argv``. Arguments named like a DataForge
+environment variable (``--DATAFORGE_SILVER_BUCKET ...``) override the environment: that is how the
+Pulumi outputs reach a Glue job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Any
+
+from dataforge import lake, schemas
+from dataforge.errors import SettingsError
+from dataforge.settings import LOCAL_ENV, Settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+logger = logging.getLogger(__name__)
+
+_PASSTHROUGH_ENV = ("AWS_ENDPOINT_URL", "AWS_REGION")
+
+
+def _on_glue() -> bool:
+    try:
+        import awsglue  # type: ignore[import-not-found]  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def parse_args(argv: Sequence[str], required: Iterable[str] = (), optional: Mapping[str, str] | None = None
+               ) -> dict[str, str]:
+    """``--name value`` pairs (Glue's argument style) -> dict, with defaults for ``optional``."""
+    args: dict[str, str] = dict(optional or {})
+    names = set(required) | set(optional or {})
+    index = 0
+    items = list(argv)
+    while index < len(items):
+        token = items[index]
+        if token.startswith("--"):
+            name, eq, value = token[2:].partition("=")
+            if not eq:
+                if index + 1 >= len(items):
+                    raise SettingsError(f"argument --{name} needs a value")
+                value = items[index + 1]
+                index += 1
+            args[name] = value
+        index += 1
+    if _on_glue():
+        from awsglue.utils import getResolvedOptions  # type: ignore[import-not-found]
+
+        present = [n for n in names if f"--{n}" in items]
+        args.update(getResolvedOptions(list(items), present))
+    missing = [n for n in required if n not in args]
+    if missing:
+        raise SettingsError(f"missing job argument(s): {', '.join('--' + n for n in missing)}")
+    return args
+
+
+def settings_from(args: Mapping[str, str]) -> Settings:
+    environ = dict(os.environ)
+    environ.update({k: v for k, v in args.items() if k.startswith("DATAFORGE_") or k in _PASSTHROUGH_ENV})
+    return Settings.from_env(environ)
+
+
+def session(app_name: str, settings: Settings) -> SparkSession:
+    """Glue's session on Glue; the Glue-like local session (S3A -> moto) elsewhere."""
+    if _on_glue():
+        from awsglue.context import GlueContext
+        from pyspark.context import SparkContext
+
+        glue_session: SparkSession = GlueContext(SparkContext.getOrCreate()).spark_session
+        glue_session.conf.set("spark.sql.sources.partitionOverwriteMode", "dynamic")
+        glue_session.conf.set("spark.sql.session.timeZone", "UTC")
+        return glue_session
+    from dataforge.local.spark import build_session
+
+    return build_session(app_name, endpoint_url=settings.endpoint_url or "")
+
+
+def dates(first: date, last: date) -> list[date]:
+    if last < first:
+        raise SettingsError(f"date range ends ({last}) before it starts ({first})")
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+@dataclass(frozen=True)
+class Lake:
+    """``s3://`` locations of one environment's lake tables."""
+
+    settings: Settings
+
+    @property
+    def buckets(self) -> Any:
+        return self.settings.lake()
+
+    def silver(self, event_date: date | None = None) -> str:
+        return lake.s3_uri(self.buckets.silver, lake.silver_prefix(event_date))
+
+    def gold(self, event_date: date | None = None) -> str:
+        return lake.s3_uri(self.buckets.gold, lake.gold_prefix(event_date))
+
+    def bronze(self, key: str = "") -> str:
+        return lake.s3_uri(self.buckets.bronze, key)
+
+    def quarantine(self, key: str) -> str:
+        return lake.s3_uri(self.buckets.quarantine, f"enrichment/{key}")
+
+    def state(self, key: str) -> str:
+        """Job state (checkpoints, commit markers): the artifacts bucket."""
+        return lake.s3_uri(self.settings.require("artifacts_bucket"), f"jobs/{key}")
+
+
+# --- Hadoop file system helpers (S3A locally, EMRFS on Glue) -------------------------------------
+
+
+def _fs(spark: SparkSession, uri: str) -> tuple[Any, Any]:
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(uri)
+    return path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), path
+
+
+def exists(spark: SparkSession, uri: str) -> bool:
+    fs, path = _fs(spark, uri)
+    return bool(fs.exists(path))
+
+
+def delete(spark: SparkSession, uri: str) -> None:
+    fs, path = _fs(spark, uri)
+    fs.delete(path, True)
+
+
+def touch(spark: SparkSession, uri: str, text: str = "") -> None:
+    fs, path = _fs(spark, uri)
+    stream = fs.create(path, True)
+    try:
+        stream.write(bytearray(text.encode()))
+    finally:
+        stream.close()
+
+
+def read_table(spark: SparkSession, uri: str, table: schemas.Table, partition: date | None = None) -> DataFrame:
+    """A lake table (or one ``event_date`` partition of it) with its declared schema; empty if absent."""
+    from pyspark.sql import functions as F
+
+    if partition is not None:
+        schema = schemas.spark_schema(table, include_partitions=False)
+        if not exists(spark, uri):
+            return spark.createDataFrame([], schemas.spark_schema(table))
+        return spark.read.schema(schema).parquet(uri).withColumn("event_date", F.lit(partition))
+    if not exists(spark, uri):
+        return spark.createDataFrame([], schemas.spark_schema(table))
+    return spark.read.schema(schemas.spark_schema(table)).parquet(uri)
+
+
+# --- Glue catalog -------------------------------------------------------------------------------
+
+
+def _client(settings: Settings, service: str) -> Any:
+    import boto3
+
+    return boto3.session.Session(region_name=settings.region).client(service, endpoint_url=settings.endpoint_url)
+
+
+def dynamodb_table(settings: Settings) -> Any:
+    import boto3
+
+    resource = boto3.session.Session(region_name=settings.region).resource(
+        "dynamodb", endpoint_url=settings.endpoint_url)
+    return resource.Table(settings.require("metrics_table"))
+
+
+def register_partitions(settings: Settings, zone: lake.Zone, table: schemas.Table, location: str,
+                        event_dates: Iterable[date]) -> int:
+    """Create the ``event_date`` partitions in the Glue catalog (idempotent: existing ones are kept)."""
+    wanted = sorted(set(event_dates))
+    if not wanted:
+        return 0
+    glue = _client(settings, "glue")
+    database = lake.zone_database(settings.glue_database_prefix, zone)
+    descriptor = glue.get_table(DatabaseName=database, Name=table.name)["Table"]["StorageDescriptor"]
+    created = 0
+    for start in range(0, len(wanted), 100):
+        batch = [
+            {"Values": [d.isoformat()],
+             "StorageDescriptor": {**descriptor, "Location": f"{location.rstrip('/')}/event_date={d.isoformat()}/"}}
+            for d in wanted[start:start + 100]
+        ]
+        response = glue.batch_create_partition(DatabaseName=database, TableName=table.name, PartitionInputList=batch)
+        errors = response.get("Errors", [])
+        unexpected = [e for e in errors if e.get("ErrorDetail", {}).get("ErrorCode") != "AlreadyExistsException"]
+        if unexpected:
+            raise SettingsError(f"Glue batch_create_partition failed for {database}.{table.name}: {unexpected}")
+        created += len(batch) - len(errors)
+    return created
+
+
+def drop_partition(settings: Settings, zone: lake.Zone, table: schemas.Table, event_date: date) -> None:
+    glue = _client(settings, "glue")
+    database = lake.zone_database(settings.glue_database_prefix, zone)
+    with contextlib.suppress(glue.exceptions.EntityNotFoundException):
+        glue.delete_partition(DatabaseName=database, TableName=table.name, PartitionValues=[event_date.isoformat()])
+
+
+def is_local(settings: Settings) -> bool:
+    return settings.env == LOCAL_ENV
+
+
+def configure_logging() -> None:
+    logging.basicConfig(level=os.environ.get("DATAFORGE_LOG_LEVEL", "INFO"), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
