@@ -43,6 +43,10 @@ ALERT_RULES: Final = "DATAFORGE_ALERT_RULES"  # JSON list of dataforge.alerts.Al
 API_KEY: Final = "DATAFORGE_API_KEY"
 API_URL: Final = "DATAFORGE_API_URL"
 CORS_ORIGIN: Final = "DATAFORGE_CORS_ORIGIN"
+API_CACHE_KPI_TTL_SECONDS: Final = "DATAFORGE_API_CACHE_KPI_TTL_SECONDS"  # daily KPIs (default 30)
+API_CACHE_REALTIME_TTL_SECONDS: Final = "DATAFORGE_API_CACHE_REALTIME_TTL_SECONDS"  # realtime (default 2)
+API_CACHE_ALERTS_TTL_SECONDS: Final = "DATAFORGE_API_CACHE_ALERTS_TTL_SECONDS"  # alerts (default 0 = off)
+API_CACHE_MAX_ENTRIES: Final = "DATAFORGE_API_CACHE_MAX_ENTRIES"  # per process (default 1024)
 
 # --- dashboard --------------------------------------------------------------------------------
 REALTIME_REFRESH_SECONDS: Final = "DATAFORGE_REALTIME_REFRESH_SECONDS"

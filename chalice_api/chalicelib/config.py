@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from dataforge import envvars
+from dataforge.errors import SettingsError
 from dataforge.lake import Zone, zone_database
 from dataforge.settings import LOCAL_ENV, Settings
 
@@ -19,6 +23,53 @@ MAX_SQL_CHARS: Final = 100_000
 CATALOG_TTL_SECONDS: Final = 30.0
 QUERYABLE_ZONES: Final = (Zone.SILVER, Zone.GOLD)
 
+# Read-through cache of the DynamoDB reads (``chalicelib.cache``), per process / Lambda container.
+# These variables are read by the API only, so their names live here next to their defaults.
+CACHE_KPI_TTL_ENV: Final = envvars.API_CACHE_KPI_TTL_SECONDS
+CACHE_REALTIME_TTL_ENV: Final = envvars.API_CACHE_REALTIME_TTL_SECONDS
+CACHE_ALERTS_TTL_ENV: Final = envvars.API_CACHE_ALERTS_TTL_SECONDS
+CACHE_MAX_ENTRIES_ENV: Final = envvars.API_CACHE_MAX_ENTRIES
+CACHE_KPI_TTL_SECONDS: Final = 30.0  # daily KPIs and summaries: change only when the gold export runs
+CACHE_REALTIME_TTL_SECONDS: Final = 2.0  # a realtime minute changes at most once a minute
+CACHE_ALERTS_TTL_SECONDS: Final = 0.0  # alerts are acted on: not cached unless asked for
+CACHE_MAX_ENTRIES: Final = 1024  # per cache (KPIs, realtime, alerts)
+
+
+@dataclass(frozen=True, slots=True)
+class CacheConfig:
+    kpi_ttl_seconds: float = CACHE_KPI_TTL_SECONDS
+    realtime_ttl_seconds: float = CACHE_REALTIME_TTL_SECONDS
+    alerts_ttl_seconds: float = CACHE_ALERTS_TTL_SECONDS
+    max_entries: int = CACHE_MAX_ENTRIES
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> CacheConfig:
+        """Defaults for unset variables; ``SettingsError`` for a value that is not a number >= 0
+        (0 turns that cache off)."""
+        env = os.environ if environ is None else environ
+
+        def number(name: str, default: float) -> float:
+            raw = env.get(name, "").strip()
+            if not raw:
+                return default
+            try:
+                value = float(raw)
+            except ValueError:
+                raise SettingsError(f"{name}={raw!r} is not a number of seconds") from None
+            if not 0 <= value < float("inf"):
+                raise SettingsError(f"{name}={raw!r} must be a finite number >= 0")
+            return value
+
+        max_entries = number(CACHE_MAX_ENTRIES_ENV, CACHE_MAX_ENTRIES)
+        if max_entries != int(max_entries):
+            raise SettingsError(f"{CACHE_MAX_ENTRIES_ENV} must be a whole number")
+        return cls(
+            kpi_ttl_seconds=number(CACHE_KPI_TTL_ENV, CACHE_KPI_TTL_SECONDS),
+            realtime_ttl_seconds=number(CACHE_REALTIME_TTL_ENV, CACHE_REALTIME_TTL_SECONDS),
+            alerts_ttl_seconds=number(CACHE_ALERTS_TTL_ENV, CACHE_ALERTS_TTL_SECONDS),
+            max_entries=int(max_entries),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class ApiConfig:
@@ -32,13 +83,15 @@ class ApiConfig:
     athena_workgroup: str | None
     max_query_rows: int = MAX_QUERY_ROWS
     query_timeout_seconds: float = QUERY_TIMEOUT_SECONDS
+    cache: CacheConfig = CacheConfig()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ApiConfig:
+    def from_settings(cls, settings: Settings, environ: Mapping[str, str] | None = None) -> ApiConfig:
         """Fails fast (``SettingsError``) on what the API cannot run without.
 
         The embedded platform has no API Gateway in front, so there the key is checked by the app and
         must be set; on AWS the usage plan checks it and the app checks it too when it is given.
+        The cache TTLs come from ``environ`` (default: the process environment).
         """
         api_key = settings.require("api_key") if settings.env == LOCAL_ENV else settings.api_key
         return cls(
@@ -50,8 +103,9 @@ class ApiConfig:
             allowed_databases=tuple(zone_database(settings.glue_database_prefix, z) for z in QUERYABLE_ZONES),
             query_engine=settings.query_engine,
             athena_workgroup=settings.require("athena_workgroup") if settings.query_engine == "athena" else None,
+            cache=CacheConfig.from_env(environ),
         )
 
     @classmethod
-    def from_env(cls) -> ApiConfig:
-        return cls.from_settings(Settings.from_env())
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiConfig:
+        return cls.from_settings(Settings.from_env(environ), environ)

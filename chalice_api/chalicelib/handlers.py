@@ -31,8 +31,8 @@ MAX_REALTIME_MINUTES: Final = 1440
 
 
 def _decimal(value: Any) -> Decimal | None:
-    if value is None:
-        return None
+    if value is None or isinstance(value, Decimal):  # DynamoDB numbers arrive as Decimal: no str round trip
+        return value
     try:
         return Decimal(str(value))
     except InvalidOperation:
@@ -50,6 +50,8 @@ def rate(value: Any) -> str | None:
 
 
 def count(value: Any) -> int:
+    if type(value) is int:
+        return value
     number = _decimal(value)
     return 0 if number is None else int(number)
 

@@ -26,6 +26,7 @@ from dataforge.settings import Settings
 logger = logging.getLogger(__name__)
 
 JSON_HEADERS: Final = {"Content-Type": "application/json", "Cache-Control": "no-store"}
+_ENCODER: Final = json.JSONEncoder(separators=(",", ":"))  # made once; json.dumps(..., separators) makes one per call
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -58,7 +59,7 @@ def cors_config(settings: Settings | None = None) -> CORSConfig | None:
 
 
 def json_response(body: Any, status: int = 200) -> Response:
-    return Response(body=json.dumps(body, separators=(",", ":")), status_code=status, headers=dict(JSON_HEADERS))
+    return Response(body=_ENCODER.encode(body), status_code=status, headers=dict(JSON_HEADERS))
 
 
 def error_response(status: int, code: str, message: str) -> Response:

@@ -1,13 +1,17 @@
 """Reads and the one write (alert acknowledgement) of the API over DynamoDB: key queries only.
 
 Keys come from the shared core (``dataforge.serving``, ADR 0001). The DynamoDB client is injected
-(``clients.Clients`` creates it lazily), so unit tests can pass a Stubber-backed client and
+(``services.Services`` creates it lazily), so unit tests can pass a Stubber-backed client and
 integration tests the moto server's.
+
+Each repository reads through an optional ``TtlCache`` (``chalicelib.cache``) keyed by the exact query
+(method, every argument, the page cursor): daily KPIs and realtime minutes are served from memory
+while fresh; alerts are cached only when configured and their cache is dropped on acknowledge.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
@@ -15,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chalicelib.cache import TtlCache
 from chalicelib.errors import BadRequestError, ConflictError, DependencyError, NotFoundError
 from chalicelib.tokens import Cursor
 from dataforge import serving
@@ -146,6 +151,16 @@ def paged_query(
     return Page(items, Cursor(position, start_key) if more else None)
 
 
+def _cursor_key(cursor: Cursor | None) -> Hashable:
+    if cursor is None:
+        return None
+    return cursor.partition, tuple(sorted(cursor.key.items())) if cursor.key is not None else None
+
+
+def _no_cache() -> TtlCache[Any]:
+    return TtlCache(0, 0)
+
+
 def _days(start: date, end: date) -> list[date]:
     return [start + timedelta(days=i) for i in range((end - start).days + 1)]
 
@@ -153,12 +168,20 @@ def _days(start: date, end: date) -> list[date]:
 class KpiRepository:
     """Daily KPI reads (gold export items)."""
 
-    def __init__(self, client: DynamoDBClient, table: str) -> None:
+    def __init__(self, client: DynamoDBClient, table: str, cache: TtlCache[Page] | None = None) -> None:
         self._client, self._table = client, table
+        self._cache: TtlCache[Page] = cache or _no_cache()
+
+    def _query(
+        self, key: tuple[Hashable, ...], partitions: Sequence[Partition], *, limit: int, cursor: Cursor | None,
+        item_filter: Filter | None = None,
+    ) -> Page:
+        return self._cache.get((*key, limit, _cursor_key(cursor)), lambda: paged_query(
+            self._client, self._table, partitions, limit=limit, cursor=cursor, item_filter=item_filter))
 
     def platform_totals(self, start: date, end: date, *, limit: int, cursor: Cursor | None) -> Page:
         part = Partition(serving.KPI_TOTAL_PK, serving.kpi_total_sk(start), serving.kpi_total_sk(end))
-        return paged_query(self._client, self._table, [part], limit=limit, cursor=cursor)
+        return self._query(("totals", start, end), [part], limit=limit, cursor=cursor)
 
     def merchant_days(
         self, merchant_id: str, start: date, end: date, *, country: str | None, channel: str | None,
@@ -167,7 +190,8 @@ class KpiRepository:
         # sk = <date>#<country>#<channel>: every sk of day d sorts after "d" and before "d+1".
         part = Partition(serving.kpi_merchant_pk(merchant_id), start.isoformat(), (end + timedelta(days=1)).isoformat())
         filt = Filter(equal=_dims(country, channel))
-        return paged_query(self._client, self._table, [part], limit=limit, cursor=cursor, item_filter=filt)
+        return self._query(("merchant", merchant_id, start, end, country, channel), [part], limit=limit,
+                           cursor=cursor, item_filter=filt)
 
     def breakdown_days(
         self, start: date, end: date, *, country: str | None, channel: str | None, limit: int, cursor: Cursor | None,
@@ -175,14 +199,13 @@ class KpiRepository:
         """Per-merchant rows of each day in the range, filtered by country/channel (one query per day)."""
         parts = [Partition(serving.kpi_date_pk(day)) for day in _days(start, end)]
         filt = Filter(equal=_dims(country, channel), not_equal={"merchant_id": PLATFORM_TOTAL})
-        return paged_query(self._client, self._table, parts, limit=limit, cursor=cursor, item_filter=filt)
+        return self._query(("breakdown", start, end, country, channel), parts, limit=limit, cursor=cursor,
+                           item_filter=filt)
 
     def merchants_on(self, day: date, *, limit: int, cursor: Cursor | None) -> Page:
         filt = Filter(not_equal={"merchant_id": PLATFORM_TOTAL})
-        return paged_query(
-            self._client, self._table, [Partition(serving.kpi_date_pk(day))], limit=limit, cursor=cursor,
-            item_filter=filt,
-        )
+        return self._query(("merchants_on", day), [Partition(serving.kpi_date_pk(day))], limit=limit, cursor=cursor,
+                           item_filter=filt)
 
     def totals_by_date(self, start: date, end: date) -> dict[str, Item]:
         page = self.platform_totals(start, end, limit=(end - start).days + 1, cursor=None)
@@ -199,12 +222,16 @@ def _dims(country: str | None, channel: str | None) -> dict[str, str]:
 
 
 class RealtimeRepository:
-    def __init__(self, client: DynamoDBClient, table: str) -> None:
+    def __init__(self, client: DynamoDBClient, table: str, cache: TtlCache[list[Item]] | None = None) -> None:
         self._client, self._table = client, table
+        self._cache: TtlCache[list[Item]] = cache or _no_cache()
 
     def minutes(self, first: datetime, last: datetime) -> list[Item]:
         """Minute items from ``first`` to ``last`` (aware, inclusive): one query per UTC day touched."""
         first, last = serving.minute_floor(first), serving.minute_floor(last)
+        return self._cache.get(("minutes", first, last), lambda: self._minutes(first, last))
+
+    def _minutes(self, first: datetime, last: datetime) -> list[Item]:
         parts = []
         for day in _days(first.date(), last.date()):
             low = serving.realtime_sk(first) if day == first.date() else None
@@ -222,16 +249,17 @@ class RealtimeRepository:
 
 
 class AlertRepository:
-    def __init__(self, client: DynamoDBClient, table: str) -> None:
+    def __init__(self, client: DynamoDBClient, table: str, cache: TtlCache[Page] | None = None) -> None:
         self._client, self._table = client, table
+        self._cache: TtlCache[Page] = cache or _no_cache()
 
     def by_status(self, status: str, *, limit: int, cursor: Cursor | None) -> Page:
         """Newest first, through the ``by_status`` GSI."""
-        return paged_query(
+        return self._cache.get(("by_status", status, limit, _cursor_key(cursor)), lambda: paged_query(
             self._client, self._table, [Partition(status)], limit=limit, cursor=cursor,
             index=serving.ALERTS_STATUS_INDEX, pk_name=serving.ALERT_STATUS_ATTR,
             sk_name=serving.ALERT_RAISED_AT_ATTR, forward=False,
-        )
+        ))
 
     def get(self, alert_id: str) -> Item | None:
         try:
@@ -246,7 +274,15 @@ class AlertRepository:
         return _plain(item) if item else None
 
     def acknowledge(self, alert_id: str, by: str, at: datetime) -> Item:
-        """open -> acknowledged; ``NotFoundError`` for an unknown id, ``ConflictError`` when not open."""
+        """open -> acknowledged; ``NotFoundError`` for an unknown id, ``ConflictError`` when not open.
+
+        Drops the cached alert lists whatever the outcome: this process then lists what DynamoDB holds."""
+        try:
+            return self._acknowledge(alert_id, by, at)
+        finally:
+            self._cache.clear()
+
+    def _acknowledge(self, alert_id: str, by: str, at: datetime) -> Item:
         try:
             response = self._client.update_item(
                 TableName=self._table,

@@ -8,7 +8,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
+from botocore.config import Config
 
+from chalicelib.cache import TtlCache
 from chalicelib.catalog import GlueCatalog
 from chalicelib.config import CATALOG_TTL_SECONDS, ApiConfig
 from chalicelib.repositories import AlertRepository, KpiRepository, RealtimeRepository
@@ -23,6 +25,10 @@ if TYPE_CHECKING:
     from chalicelib.duckdb_engine import LocalAthena
 
 T = TypeVar("T")
+
+# One client serves every request thread: botocore's default pool (10 connections) would make
+# concurrent cache misses wait for, or churn, connections to DynamoDB.
+CLIENT_CONFIG = Config(max_pool_connections=64)
 
 
 class Services:
@@ -48,7 +54,7 @@ class Services:
     def _client(self, service: str) -> Any:
         settings = self.config.settings
         return self._once(service, lambda: self.session().client(  # type: ignore[call-overload]
-            service, endpoint_url=settings.endpoint_url, region_name=settings.region))
+            service, endpoint_url=settings.endpoint_url, region_name=settings.region, config=CLIENT_CONFIG))
 
     def dynamodb(self) -> DynamoDBClient:
         client: DynamoDBClient = self._client("dynamodb")
@@ -67,13 +73,19 @@ class Services:
         return client
 
     def kpis(self) -> KpiRepository:
-        return self._once("kpis", lambda: KpiRepository(self.dynamodb(), self.config.metrics_table))
+        cache = self.config.cache
+        return self._once("kpis", lambda: KpiRepository(
+            self.dynamodb(), self.config.metrics_table, TtlCache(cache.kpi_ttl_seconds, cache.max_entries)))
 
     def realtime(self) -> RealtimeRepository:
-        return self._once("realtime", lambda: RealtimeRepository(self.dynamodb(), self.config.metrics_table))
+        cache = self.config.cache
+        return self._once("realtime", lambda: RealtimeRepository(
+            self.dynamodb(), self.config.metrics_table, TtlCache(cache.realtime_ttl_seconds, cache.max_entries)))
 
     def alerts(self) -> AlertRepository:
-        return self._once("alerts", lambda: AlertRepository(self.dynamodb(), self.config.alerts_table))
+        cache = self.config.cache
+        return self._once("alerts", lambda: AlertRepository(
+            self.dynamodb(), self.config.alerts_table, TtlCache(cache.alerts_ttl_seconds, cache.max_entries)))
 
     def catalog(self) -> GlueCatalog:
         return self._once("catalog", lambda: GlueCatalog(

@@ -7,6 +7,11 @@ port that can be stopped and started again (clients see the API go away and come
 
 Like ``chalice local``, the app's ``current_request`` is made thread-local first: the server answers
 requests in parallel threads, and Chalice keeps the current request on the app object.
+
+One daemon thread per connection; HTTP/1.1 keep-alive. What ``chalice local`` redoes per connection
+(the API Gateway emulation: route matcher, authorizer) is built once per server. Responses leave in
+one write with Nagle off (headers and body in separate small writes would wait ~40 ms on the
+client's delayed ACK), and the per-request access log goes to ``logging`` at DEBUG, not to stderr.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
+import logging
 import socket
 import sys
 import threading
@@ -27,6 +33,9 @@ from dataforge.paths import project_root
 
 CHALICE_PROJECT: Final = "chalice_api"
 REQUEST_BACKLOG: Final = 256  # listen queue: many concurrent dashboard clients, no SYN retries
+RESPONSE_BUFFER: Final = 64 * 1024  # a response is buffered and flushed once (http.server flushes per request)
+
+logger = logging.getLogger(__name__)
 
 app = typer.Typer(help="The analytics API (Chalice) on this machine.", no_args_is_help=True)
 
@@ -69,13 +78,18 @@ def _thread_local_requests(chalice_app: Any) -> None:
 
 def _server(chalice_app: Any, host: str, port: int) -> Any:
     from chalice.config import Config
-    from chalice.local import ChaliceRequestHandler, LocalDevServer, ThreadedHTTPServer
+    from chalice.local import ChaliceRequestHandler, LocalDevServer, LocalGateway, ThreadedHTTPServer
 
     _thread_local_requests(chalice_app)
+    config = Config.create(chalice_stage="dev", app_name="dataforge-api", lambda_timeout=30,
+                           lambda_memory_size=1024)
+    gateway = LocalGateway(chalice_app, config)  # stateless per request: one for every connection
 
     class _Server(ThreadedHTTPServer):
         request_queue_size = REQUEST_BACKLOG
         allow_reuse_address = True  # a restart may bind the same port while old connections are in TIME_WAIT
+        daemon_threads = True  # connection threads never keep the process alive
+        block_on_close = False
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             self._open: set[socket.socket] = set()
@@ -103,6 +117,17 @@ def _server(chalice_app: Any, host: str, port: int) -> Any:
     class _Handler(ChaliceRequestHandler):
         """Methods no route has (TRACE, QUERY, ...) get a 405 in the API's error shape, not http.server's 501."""
 
+        disable_nagle_algorithm = True
+        wbufsize = RESPONSE_BUFFER
+
+        def __init__(self, request: Any, client_address: Any, server: Any, app_object: Any, config: Any) -> None:
+            self.local_gateway = gateway  # instead of ChaliceRequestHandler's new LocalGateway per connection
+            super(ChaliceRequestHandler, self).__init__(request, client_address, server)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug("%s %s", self.address_string(), format % args)
+
         def _not_allowed(self) -> None:
             body = json.dumps({"error": {"code": "method_not_allowed",
                                          "message": f"{self.command} is not supported; see /v1/openapi.json"}}).encode()
@@ -117,8 +142,6 @@ def _server(chalice_app: Any, host: str, port: int) -> Any:
                 return self._not_allowed
             raise AttributeError(name)
 
-    config = Config.create(chalice_stage="dev", app_name="dataforge-api", lambda_timeout=30,
-                           lambda_memory_size=1024)
     return LocalDevServer(chalice_app, config, host, port, handler_cls=_Handler, server_cls=_Server)
 
 

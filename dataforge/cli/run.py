@@ -15,6 +15,7 @@ from rich.table import Table
 
 from dataforge.errors import DataForgeError
 from dataforge.local.platform import PipelineConfig, PipelineReport, run_pipeline
+from dataforge.settings import Settings
 
 _console = Console()
 
@@ -42,6 +43,8 @@ def run(
     days: Annotated[int, typer.Option(min=1, max=30, help="Event-time window, in days up to now.")] = 2,
     seed: Annotated[int, typer.Option(help="Generator seed.")] = 42,
     serve: Annotated[bool, typer.Option(help="Serve the API and the dashboard after the pipeline.")] = True,
+    api_port: Annotated[int, typer.Option(min=1, max=65535, help="Port of the local API.")] = 8000,
+    dashboard_port: Annotated[int, typer.Option(min=1, max=65535, help="Port of the dashboard.")] = 5006,
 ) -> None:
     """Run the embedded platform on sample data (services, ingestion, Spark, API, dashboard)."""
     import os
@@ -70,6 +73,37 @@ def run(
         _console.print(f"[bold red]run failed:[/] {exc}")
         raise typer.Exit(1) from exc
     _console.print(_report_table(report))
-    if not serve:
-        return
-    _console.print("[yellow]serving the API and the dashboard is not wired in yet[/]")
+    if serve:
+        _serve(settings, api_port, dashboard_port)
+
+
+def _serve(settings: Settings, api_port: int, dashboard_port: int) -> None:
+    """The API in this process, the dashboard as a ``panel serve`` child, until Ctrl-C."""
+    import os
+    import subprocess
+
+    from dataforge.cli.api import load_app, serve_in_thread
+    from dataforge.cli.dashboard import dashboard_env, panel_command
+    from dataforge.paths import logs_dir, project_root
+
+    api = serve_in_thread(load_app(), port=api_port)
+    log = logs_dir() / "dashboard.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    env = dashboard_env(os.environ, api_url=api.url, api_key=settings.require("api_key"))
+    with log.open("ab") as sink:
+        dashboard = subprocess.Popen(panel_command(port=dashboard_port), env=env, cwd=project_root(),
+                                     stdout=sink, stderr=subprocess.STDOUT)
+    _console.print(f"[bold green]API[/]        {api.url}/v1/health  (header x-api-key: {settings.require('api_key')})")
+    _console.print(f"[bold green]dashboard[/]  http://127.0.0.1:{dashboard_port}/app  (log: {log})")
+    _console.print("Ctrl-C stops the API and the dashboard; `dataforge services down` stops moto and Kafka.")
+    try:
+        dashboard.wait()
+    except KeyboardInterrupt:
+        _console.print("stopping...")
+    finally:
+        dashboard.terminate()
+        try:
+            dashboard.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            dashboard.kill()
+        api.stop()

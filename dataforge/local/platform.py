@@ -104,12 +104,18 @@ def ingest(settings: Settings, report: PipelineReport, progress: Progress, *, id
     """Stage 3: Kafka -> MSK landing Lambda, landing files -> batch landing Lambda (until idle)."""
     from dataforge.local.esm import EsmConfig, LocalEventSourceMapping
     from dataforge.local.s3_notifications import NotificationPoller
-    from lambdas.batch_landing.handler import handler as batch_handler
-    from lambdas.msk_landing.handler import handler as msk_handler
+    from lambdas.batch_landing import handler as batch_landing
+    from lambdas.msk_landing import handler as msk_landing
+
+    # The real handlers, wired to these settings (not to whatever a cold start read earlier).
+    msk = msk_landing.build_landing(settings)
+    msk_handler = msk_landing.make_handler(lambda: msk)
+    files = batch_landing.build_landing(settings)
+    batch_handler = batch_landing.make_handler(lambda: files)
 
     progress("ingesting the Kafka topic through the MSK landing Lambda (local event source mapping)")
     esm = EsmConfig(settings.require("kafka_bootstrap_servers"), (settings.kafka_topic,),
-                    group_id="dataforge-landing")
+                    group_id=f"{settings.name_prefix}-landing")
     stats = LocalEventSourceMapping(esm, msk_handler).run(until_idle=idle_seconds)
     report.ingest["stream_records"] = stats.records
     report.ingest["stream_invocations"] = stats.invocations
@@ -122,11 +128,46 @@ def ingest(settings: Settings, report: PipelineReport, progress: Progress, *, id
     report.ingest["files"] = file_stats.files
 
 
+def refine(settings: Settings, report: PipelineReport, progress: Progress, spark: Any = None) -> None:
+    """Stage 4: the Glue jobs on local Spark (S3A on the embedded S3), as the Glue workflow runs them."""
+    from spark.jobs import batch_enrichment, daily_aggregation, export_gold, streaming_enrichment
+    from spark.runtime import session
+
+    spark = spark or session("dataforge-platform", settings)
+    progress("Spark streaming enrichment: Kafka -> silver + realtime minutes (availableNow)")
+    report.spark["streaming"] = streaming_enrichment.run(spark, settings, trigger="availableNow")
+    progress("Spark batch enrichment: bronze batch files -> silver")
+    report.spark["batch"] = batch_enrichment.run(spark, settings)
+    gold_rows = items = 0
+    for day in report.dates:
+        progress(f"Spark daily aggregation and export for {day.isoformat()}")
+        gold_rows += daily_aggregation.run(spark, settings, day)["gold_rows"]
+        items += export_gold.run(spark, settings, day)["items_upserted"]
+    report.spark["gold_rows"] = gold_rows
+    report.spark["dynamodb_items"] = items
+
+
+def evaluate_alerts(settings: Settings, report: PipelineReport, progress: Progress) -> None:
+    """Stage 5: one run of the scheduled alert evaluator."""
+    from lambdas.alert_evaluator.handler import build_evaluator
+
+    progress("alert evaluator: rules over the realtime metrics and ingest counts")
+    result = build_evaluator(settings).run()
+    report.alerts = {"raised": len(result.raised), "refreshed": len(result.refreshed),
+                     "resolved": len(result.resolved)}
+
+
 def run_pipeline(settings: Settings, config: PipelineConfig | None = None,
-                 progress: Progress = _noop) -> PipelineReport:
-    """Stages 2-5 on already running services and created resources (see the module docstring)."""
+                 progress: Progress = _noop, spark: Any = None) -> PipelineReport:
+    """Stages 2-5 on already running services and created resources (see the module docstring).
+
+    ``spark`` is an existing SparkSession to reuse (tests share one per run); by default the
+    Glue-like local session is created.
+    """
     config = config or PipelineConfig()
     report = PipelineReport()
     produce(settings, config, report, progress)
     ingest(settings, report, progress)
+    refine(settings, report, progress, spark)
+    evaluate_alerts(settings, report, progress)
     return report

@@ -10,7 +10,7 @@ import gzip
 import json
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from typing import Any
 
 import boto3
@@ -22,10 +22,10 @@ from dataforge.generator import GeneratedEvent, GeneratorConfig, generate_events
 from dataforge.local.bootstrap import bootstrap
 from dataforge.local.kafka import create_topics
 from dataforge.local.spark import configure_s3a
-from dataforge.reference import default_fx
 from dataforge.settings import Settings, local_environment
 from spark import runtime
 from spark.jobs import backfill, daily_aggregation, export_gold, streaming_enrichment
+from tests.kpi_reference import expected_gold
 
 pytestmark = pytest.mark.integration
 
@@ -54,47 +54,6 @@ def platform(spark, aws_env, kafka_broker, unique_name) -> Settings:
     bootstrap(settings)
     configure_s3a(spark, aws_env["AWS_ENDPOINT_URL"])
     return settings
-
-
-# --- the independent computation -------------------------------------------------------------------
-
-
-def _half_even(num: Decimal, den: int, q: Decimal) -> Decimal | None:
-    return None if den == 0 else (num / den).quantize(q, rounding=ROUND_HALF_EVEN)
-
-
-def expected_gold(events: list[GeneratedEvent]) -> dict[tuple[Any, ...], tuple[Any, ...]]:
-    fx = default_fx()
-    seen: set[str] = set()
-    acc: dict[tuple[Any, ...], dict[str, Any]] = defaultdict(
-        lambda: {"txn": 0, "ok": 0, "no": 0, "gross": Decimal(0), "rc": 0, "rv": Decimal(0), "acc": set()})
-    for e in events:
-        if not e.is_valid:
-            continue
-        obj = json.loads(e.value, parse_float=Decimal)
-        if obj["event_id"] in seen:
-            continue
-        seen.add(obj["event_id"])
-        day = datetime.fromisoformat(obj["event_time"]).astimezone(UTC).date()
-        usd = fx.to_usd(Decimal(str(obj["amount"])), obj["currency"], day)
-        if usd is None:
-            continue
-        for key in ((day, obj["merchant_id"], obj["country"], obj["channel"]), (day, "*", "*", "*")):
-            a = acc[key]
-            approved = obj["status"] == "approved"
-            if obj["event_type"] == "payment":
-                a["txn"] += 1
-                a["ok" if approved else "no"] += 1
-                a["gross"] += usd if approved else 0
-                a["acc"].add(obj["account_id"])
-            elif approved:
-                a["rc"] += 1
-                a["rv"] += usd
-    return {
-        key: (a["txn"], a["ok"], a["no"], _half_even(Decimal(a["ok"]), a["txn"], Q4), a["gross"], a["rc"], a["rv"],
-              a["gross"] - a["rv"], _half_even(a["gross"], a["ok"], CENT), len(a["acc"]))
-        for key, a in acc.items()
-    }
 
 
 def actual_gold(spark, settings: Settings) -> dict[tuple[Any, ...], tuple[Any, ...]]:
