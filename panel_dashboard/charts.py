@@ -1,4 +1,5 @@
-"""Bokeh figures over ColumnDataSources: a refresh replaces ``source.data`` (cheap), never the figure."""
+"""Bokeh figures over ColumnDataSources: a refresh streams/patches or replaces ``source.data``, never
+rebuilds the figure."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from typing import Any
 from bokeh.models import ColumnDataSource, HoverTool, LinearAxis, NumeralTickFormatter, Range1d
 from bokeh.models.annotations import Title
 from bokeh.plotting import figure
+
+from panel_dashboard.state import SourceUpdate
 
 BLUE = "#1f6feb"
 RED = "#d1242f"
@@ -65,3 +68,14 @@ def series_columns(rows: list[Any]) -> dict[str, list[Any]]:
         "gross": [float(r["gross_volume_usd"] or 0) for r in rows],
         "approval": [float(r["approval_rate"]) if r["approval_rate"] is not None else float("nan") for r in rows],
     }
+
+
+def apply_update(source: ColumnDataSource, update: SourceUpdate) -> None:
+    """Send ``update`` (see ``state.source_update``) to the browser: a few rows or cells, not the whole data."""
+    if update.replace is not None:
+        source.data = update.replace
+        return
+    if update.stream:
+        source.stream(dict(update.stream.items()), rollover=update.rollover)  # a dict of the expected type
+    if update.patch:
+        source.patch(update.patch)

@@ -56,7 +56,7 @@ class Dashboard:
         listeners.status.append(self.on_status)
         self.tabs = pn.Tabs(("Overview", self.overview.view), ("Merchants", self.merchants.view),
                             ("Alerts", self.alerts.view), ("Query", self.query.view),
-                            dynamic=False, sizing_mode="stretch_width")
+                            dynamic=True, sizing_mode="stretch_width")  # only the visible tab is rendered
 
     def on_status(self, status: Status) -> None:
         text = html.escape(status.indicator)

@@ -7,7 +7,8 @@ of that latest day and the merchants breakdown; alerts are read every ``ALERTS_P
 (on-call wants them sooner than the daily KPIs). Ticks never overlap: a slow API makes the poller
 skip, not pile up. Listeners are plain callables, so pages are testable without a server. Durations
 of recent cycles are kept in a fixed-size, process-wide deque (``CYCLE_STATS``) for the refresh-cost
-benchmark.
+benchmark. Every read passes a ``ttl`` a little under its period, so the sessions of one server process
+share one API call per period through the client's cache (``client.ResponseCache``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ ALERTS_PERIOD_SECONDS: Final = 10.0
 RECENT_ALERTS: Final = 50
 KPI_WINDOW_DAYS: Final = 366  # the longest range /v1/kpis/daily accepts
 KPI_LOOKBACK_WINDOWS: Final = 10  # earlier windows searched for the newest KPIs (about ten years)
+SHARE: Final = 0.9  # a shared read is reused for this fraction of its period (ticks drift a little)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +137,8 @@ class SessionPoller:
             daily: DailyData | None = None
             alerts: AlertsData | None = None
             try:
-                tasks: list[Any] = [self.client.realtime(self.settings.realtime_minutes, attempts=2)]
+                tasks: list[Any] = [self.client.realtime(self.settings.realtime_minutes, attempts=2,
+                                                         ttl=SHARE * self.settings.realtime_refresh_seconds)]
                 if daily_due:
                     tasks.append(self._read_daily())
                 if alerts_due:
@@ -185,6 +188,10 @@ class SessionPoller:
         for status_listener in self.listeners.status:
             status_listener(status)
 
+    @property
+    def _daily_ttl(self) -> float:
+        return SHARE * self.settings.daily_refresh_seconds
+
     async def _read_series(self) -> list[DailyKpi]:
         """Platform totals of the ``series_days`` days ending at the newest day with KPIs.
 
@@ -197,7 +204,8 @@ class SessionPoller:
         start = end - span
         series: list[DailyKpi] = []
         for _ in range(1 + KPI_LOOKBACK_WINDOWS):
-            series = await self.client.daily_kpis(start.isoformat(), end.isoformat(), attempts=2)
+            series = await self.client.daily_kpis(start.isoformat(), end.isoformat(), attempts=2,
+                                                  ttl=self._daily_ttl)
             if series:
                 break
             end = start - timedelta(days=1)
@@ -207,7 +215,8 @@ class SessionPoller:
         latest = date.fromisoformat(max(row["event_date"] for row in series))
         first = latest - span
         if first < start:  # found near the start of a wide window: read the whole series
-            series = await self.client.daily_kpis(first.isoformat(), latest.isoformat(), attempts=2)
+            series = await self.client.daily_kpis(first.isoformat(), latest.isoformat(), attempts=2,
+                                                  ttl=self._daily_ttl)
         return sorted((row for row in series if row["event_date"] >= first.isoformat()),
                       key=lambda row: row["event_date"])
 
@@ -217,13 +226,14 @@ class SessionPoller:
         if latest is None:
             return DailyData(series, None, [], None)
         day = self.merchants_date or latest
-        summary, merchants = await asyncio.gather(self.client.summary(latest, attempts=2),
-                                                  self.client.merchants(day, attempts=2))
+        summary, merchants = await asyncio.gather(self.client.summary(latest, attempts=2, ttl=self._daily_ttl),
+                                                  self.client.merchants(day, attempts=2, ttl=self._daily_ttl))
         return DailyData(series, summary, merchants, latest)
 
     async def _read_alerts(self) -> AlertsData:
+        ttl = SHARE * ALERTS_PERIOD_SECONDS
         opened, acked, resolved = await asyncio.gather(
-            self.client.alerts("open", attempts=2), self.client.alerts("acknowledged", attempts=2),
-            self.client.alerts("resolved", attempts=2))
+            self.client.alerts("open", attempts=2, ttl=ttl), self.client.alerts("acknowledged", attempts=2, ttl=ttl),
+            self.client.alerts("resolved", attempts=2, ttl=ttl))
         recent = sorted(acked + resolved, key=lambda a: a["raised_at"], reverse=True)[:RECENT_ALERTS]
         return AlertsData(sorted(opened, key=lambda a: a["raised_at"], reverse=True), recent)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -92,6 +93,49 @@ class MinuteBuffer:
             "volume_usd": [float(to_decimal(r["volume_usd"]) or 0) for r in rows],
             "decline_rate": [float(to_decimal(r["decline_rate"]) or 0) * 100 for r in rows],
         }
+
+
+def fingerprint(value: Any) -> str:
+    """A cheap content fingerprint of a decoded API body (skip model updates when it did not change)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceUpdate:
+    """How to bring a chart's columns from ``old`` to ``new``: ``stream`` appended rows (dropping rows
+    from the front with ``rollover``), ``patch`` changed cells, or ``replace`` everything."""
+
+    replace: dict[str, list[Any]] | None
+    stream: dict[str, list[Any]]
+    patch: dict[str, list[tuple[int, Any]]]
+    rollover: int
+
+    @property
+    def empty(self) -> bool:
+        return self.replace is None and not self.stream and not self.patch
+
+
+def source_update(old: Mapping[str, Sequence[Any]], new: Mapping[str, Sequence[Any]], key: str) -> SourceUpdate:
+    """The smallest update of a ``ColumnDataSource`` sorted by ``key`` (e.g. minutes): when ``new`` is
+    ``old`` shifted forward (``old[k:]`` is a prefix of ``new``), stream the new rows with a rollover
+    and patch the overlapping cells that changed; otherwise replace."""
+    old_keys, new_keys = list(old.get(key, [])), list(new[key])
+    columns = list(new)
+    if set(old) != set(new) or not old_keys:
+        return SourceUpdate({c: list(new[c]) for c in columns}, {}, {}, len(new_keys))
+    shift = next((k for k in range(len(old_keys))
+                  if old_keys[k:] == new_keys[:len(old_keys) - k]), None)
+    if shift is None or (shift and len(new_keys) <= len(old_keys) - shift):  # shrank: no rollover to drop rows
+        return SourceUpdate({c: list(new[c]) for c in columns}, {}, {}, len(new_keys))
+    overlap = len(old_keys) - shift
+    patch: dict[str, list[tuple[int, Any]]] = {}
+    for c in columns:
+        # Patch indices are those of the source after the stream (rows shifted by ``shift``).
+        changed = [(i, new[c][i]) for i in range(overlap) if new[c][i] != old[c][shift + i]]
+        if changed:
+            patch[c] = changed
+    stream = {c: list(new[c][overlap:]) for c in columns} if len(new_keys) > overlap else {}
+    return SourceUpdate(None, stream, patch, len(new_keys))
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from panel_dashboard.client import ApiClient
 from panel_dashboard.errors import ApiError, ApiUnavailableError
 from panel_dashboard.models import Alert
 from panel_dashboard.poller import AlertsData
-from panel_dashboard.state import runbook_link
+from panel_dashboard.state import fingerprint, runbook_link
 from panel_dashboard.style import html_pane
 
 RECENT_COLUMNS = ["raised_at", "rule", "severity", "status", "message", "acknowledged_by", "acknowledged_at"]
@@ -41,6 +41,8 @@ class AlertsPage:
         self.runbook_base = runbook_base
         self._refresh = refresh
         self._signature: tuple[str, ...] = ()
+        self._title = ""
+        self._recent_print = ""
         self.who = pn.widgets.TextInput(name="Acknowledge as", value="on-call", width=220)
         self.message = html_pane("", sizing_mode="stretch_width")
         self.open_list = pn.Column(html_pane("<i>Loading alerts…</i>"), sizing_mode="stretch_width")
@@ -53,14 +55,20 @@ class AlertsPage:
                               sizing_mode="stretch_width")
 
     def on_alerts(self, data: AlertsData) -> None:
-        self.open_title.object = f'<h3>Open alerts <span data-testid="open-count">({len(data.open)})</span></h3>'
+        title = f'<h3>Open alerts <span data-testid="open-count">({len(data.open)})</span></h3>'
+        if title != self._title:
+            self._title = title
+            self.open_title.object = title
         signature = tuple(a["alert_id"] for a in data.open)
         if signature != self._signature or not self._signature:
             self._signature = signature
             rows: list[Any] = [self._row(alert) for alert in data.open]
             self.open_list.objects = rows or [html_pane('<div class="df-ok">No open alerts.</div>')]
-        frame = pd.DataFrame([{c: a.get(c) for c in RECENT_COLUMNS} for a in data.recent], columns=RECENT_COLUMNS)
-        self.recent.value = frame
+        printed = fingerprint(data.recent)
+        if printed != self._recent_print:  # unchanged alerts: no new frame sent to the table
+            self._recent_print = printed
+            self.recent.value = pd.DataFrame([{c: a.get(c) for c in RECENT_COLUMNS} for a in data.recent],
+                                             columns=RECENT_COLUMNS)
 
     def _row(self, alert: Alert) -> pn.Row:
         button = pn.widgets.Button(name="Acknowledge", button_type="warning", width=130,

@@ -18,7 +18,7 @@ from panel_dashboard.client import ApiClient
 from panel_dashboard.errors import ApiError, ApiUnavailableError
 from panel_dashboard.models import DailyKpi
 from panel_dashboard.poller import DailyData
-from panel_dashboard.state import to_decimal
+from panel_dashboard.state import fingerprint, to_decimal
 from panel_dashboard.style import html_pane
 
 ALL = "(all)"
@@ -80,6 +80,7 @@ class MerchantsPage:
         self.view = pn.Column(pn.Row(self.day, self.search, self.country, self.channel), self.table, self.detail,
                               sizing_mode="stretch_width")
         self._pending: asyncio.Task[None] | None = None
+        self._print = ""
 
     def on_daily(self, daily: DailyData) -> None:
         dates = sorted({r["event_date"] for r in daily.series if r["merchant_id"] == "*"}, reverse=True)
@@ -87,6 +88,10 @@ class MerchantsPage:
             current = self.day.value
             self.day.options = dates
             self.day.value = current if current in dates else dates[0]
+        printed = fingerprint(daily.merchants)
+        if printed == self._print:
+            return  # same rows: keep the table (and the user's filters) as they are
+        self._print = printed
         self.frame = merchants_frame(daily.merchants)
         countries = [ALL, *sorted(set(self.frame["country"]))]
         channels = [ALL, *sorted(set(self.frame["channel"]))]

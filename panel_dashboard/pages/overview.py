@@ -9,10 +9,10 @@ from typing import Any
 import panel as pn
 from bokeh.models import ColumnDataSource
 
-from panel_dashboard.charts import approval_chart, realtime_chart, series_columns, volume_chart
+from panel_dashboard.charts import apply_update, approval_chart, realtime_chart, series_columns, volume_chart
 from panel_dashboard.models import Realtime
 from panel_dashboard.poller import DailyData
-from panel_dashboard.state import KPI_CARDS, MinuteBuffer, format_change
+from panel_dashboard.state import KPI_CARDS, MinuteBuffer, fingerprint, format_change, source_update
 from panel_dashboard.style import html_pane
 
 
@@ -39,7 +39,11 @@ class OverviewPage:
     def __init__(self, realtime_minutes: int) -> None:
         self.buffer = MinuteBuffer(realtime_minutes)
         self.cards = html_pane(cards_html(None), sizing_mode="stretch_width")
-        self.realtime_source = ColumnDataSource(self.buffer.columns())
+        self._realtime_columns = self.buffer.columns()
+        self._realtime_print = ""
+        self._cards_print = ""
+        self._series_print = ""
+        self.realtime_source = ColumnDataSource(self._realtime_columns)
         self.series_source = ColumnDataSource(series_columns([]))
         self.view = pn.Column(
             self.cards,
@@ -51,10 +55,25 @@ class OverviewPage:
         )
 
     def on_realtime(self, realtime: Realtime) -> None:
+        """Merge the minutes; when they changed, stream the new minutes and patch the changed cells."""
+        printed = fingerprint(realtime["items"])
+        if printed == self._realtime_print:
+            return  # same minutes as last tick: nothing to send
+        self._realtime_print = printed
         self.buffer.merge(realtime["items"])
-        self.realtime_source.data = self.buffer.columns()
+        columns = self.buffer.columns()
+        update = source_update(self._realtime_columns, columns, "minute")
+        self._realtime_columns = columns
+        if not update.empty:
+            apply_update(self.realtime_source, update)
 
     def on_daily(self, daily: DailyData) -> None:
-        self.cards.object = cards_html(daily.summary)
+        cards = cards_html(daily.summary)
+        if cards != self._cards_print:
+            self._cards_print = cards
+            self.cards.object = cards
         totals = [r for r in daily.series if r["merchant_id"] == "*"]
-        self.series_source.data = series_columns(totals)
+        printed = fingerprint(totals)
+        if printed != self._series_print:
+            self._series_print = printed
+            self.series_source.data = series_columns(totals)
