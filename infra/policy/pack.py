@@ -46,15 +46,24 @@ def validator(rule: str) -> Callable[[Any, Callable[[str, str | None], None]], N
     return validate
 
 
-def build_pack(name: str = "dataforge") -> Any:
+def _pulumi_policy() -> Any:
     try:
-        from pulumi_policy import (  # type: ignore[import-not-found, unused-ignore]
-            EnforcementLevel,
-            PolicyPack,
-            StackValidationPolicy,
-        )
+        import pulumi_policy  # type: ignore[import-not-found, unused-ignore]
     except ImportError as exc:  # depends on the optional dependency
         raise InfraError("the policy pack needs the pulumi-policy package (pip install pulumi-policy)") from exc
-    return PolicyPack(name=name, enforcement_level=EnforcementLevel.MANDATORY, policies=[
-        StackValidationPolicy(name=rule, description=description, validate=validator(rule))
-        for rule, (_, description) in RULES.items()])
+    return pulumi_policy
+
+
+def policies() -> list[Any]:
+    """One ``StackValidationPolicy`` per rule of ``checks.RULES``."""
+    pulumi_policy = _pulumi_policy()
+    return [pulumi_policy.StackValidationPolicy(name=rule, description=description, validate=validator(rule))
+            for rule, (_, description) in RULES.items()]
+
+
+def build_pack(name: str = "dataforge") -> Any:
+    """Build AND serve the pack: ``PolicyPack`` starts the analyzer the Pulumi engine connects to,
+    so only the pack's entry point (``__main__``) calls this."""
+    pulumi_policy = _pulumi_policy()
+    return pulumi_policy.PolicyPack(name=name, enforcement_level=pulumi_policy.EnforcementLevel.MANDATORY,
+                                    policies=policies())
