@@ -11,14 +11,19 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib.metadata
+import importlib.util
 import io
+import shutil
+import subprocess
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from dataforge.paths import project_root
+from dataforge.paths import cache_dir, project_root
+from infra.errors import InfraError
 
 _EPOCH: Final = (1980, 1, 1, 0, 0, 0)
 _SKIP_DIRS: Final = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".chalice", "vendor", "tests"})
@@ -110,7 +115,7 @@ def file_artifact(name: str, relative: str, root: Path | None = None) -> Artifac
 class Bundle:
     """Every artifact a stack ships, built once per render."""
 
-    core_layer: Artifact  # python/dataforge/... (Lambda layer layout)
+    core_layer: Artifact  # python/dataforge/... + its third-party deps (Lambda layer layout, arm64)
     core_zip: Artifact  # dataforge/... + spark/... (Glue --extra-py-files: jobs import spark.runtime, transforms)
     lambdas: Artifact  # lambdas/... (handlers: lambdas.<name>.handler.handler)
     api: Artifact  # the Chalice app with the core vendored
@@ -126,20 +131,67 @@ def glue_script(job: str, root: Path | None = None) -> Artifact:
 
 CHALICE_PACKAGE: Final = Path("build/chalice/deployment.zip")
 
+# Third-party packages the Lambda runtimes import (boto3 ships with the Lambda Python runtime), at
+# the versions of uv.lock (the ones installed here), for the functions' platform: arm64.
+LAYER_REQUIREMENTS: Final = ("msgspec", "aws-lambda-powertools", "sqlglot")
+LAMBDA_PLATFORM: Final = "aarch64-manylinux2014"
+LAMBDA_PYTHON: Final = "3.11"
+
+
+def _uv() -> str:
+    found = shutil.which("uv") or str(project_root() / ".cache" / "bootstrap" / "bin" / "uv")
+    if not Path(found).is_file():
+        raise InfraError("building the Lambda layer needs uv: run `make setup` first (it bootstraps uv)")
+    return found
+
+
+def layer_dependencies() -> Path:
+    """The layer's third-party ``python/`` folder: wheels for the Lambda platform, installed once per
+    pinned requirement set into ``.cache/lambda-layer/<hash>`` (reruns reuse it, offline)."""
+    try:
+        pins = [f"{name}=={importlib.metadata.version(name)}" for name in LAYER_REQUIREMENTS]
+    except importlib.metadata.PackageNotFoundError as exc:
+        raise InfraError(f"{exc.name} is not installed: run `make setup` (uv sync --all-extras)") from exc
+    key = hashlib.sha256("\n".join([LAMBDA_PLATFORM, LAMBDA_PYTHON, *pins]).encode()).hexdigest()[:16]
+    folder = cache_dir() / "lambda-layer" / key
+    target = folder / "python"
+    if not (folder / ".complete").is_file():
+        shutil.rmtree(folder, ignore_errors=True)
+        command = [_uv(), "pip", "install", "--quiet", "--target", str(target), "--python-platform",
+                   LAMBDA_PLATFORM, "--python-version", LAMBDA_PYTHON, "--only-binary", ":all:", "--no-compile",
+                   "--cache-dir", str(cache_dir() / "uv"), *pins]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise InfraError(f"building the Lambda layer's dependencies failed: {' '.join(command)}\n"
+                             f"{done.stderr[-2000:]}")
+        (folder / ".complete").write_text("\n".join(pins) + "\n")
+    return target
+
+
+def _chalice_runtime() -> list[tuple[str, Path]]:
+    """Chalice's runtime (``chalice/__init__.py`` + ``chalice/app.py``, stdlib only), as ``chalice
+    package`` vendors it into every deployment."""
+    spec = importlib.util.find_spec("chalice")
+    if spec is None or spec.origin is None:
+        raise InfraError("the chalice package is not installed: run `make setup` (uv sync --all-extras)")
+    package = Path(spec.origin).parent
+    return [("chalice", package / "__init__.py"), ("chalice", package / "app.py")]
+
 
 def _api_artifact(base: Path) -> Artifact:
     """``chalice package``'s deployment.zip when it was built (``chalice package build/chalice``),
-    else the app sources (the core arrives through the layer)."""
+    else the app sources with Chalice's runtime (the core and sqlglot arrive through the layer)."""
     packaged = base / CHALICE_PACKAGE
     if packaged.is_file():
         return _write("api", ".zip", packaged.read_bytes())
-    return zip_artifact("api", [("", Path("chalice_api"))], base)
+    return zip_artifact("api", [("", Path("chalice_api")), *_chalice_runtime()], base)
 
 
 def build_bundle(root: Path | None = None) -> Bundle:
     base = project_root() if root is None else root
     return Bundle(
-        core_layer=zip_artifact("core-layer", [("python/dataforge", Path("dataforge"))], base),
+        core_layer=zip_artifact("core-layer", [("python/dataforge", Path("dataforge")),
+                                               ("python", layer_dependencies())], base),
         core_zip=zip_artifact("glue-libs", [("dataforge", Path("dataforge")), ("spark", Path("spark"))], base),
         lambdas=zip_artifact("lambdas", [("lambdas", Path("lambdas"))], base),
         api=_api_artifact(base),
