@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, cast
 
 import msgspec
 
@@ -273,6 +273,21 @@ def json_schema() -> dict[str, Any]:
 # --- the validator -------------------------------------------------------------------------------
 
 
+def _closed_event_type(currencies: frozenset[str]) -> type[TransactionEvent]:
+    """``TransactionEvent`` with ``currency`` and ``country`` closed to their code lists, so the typed
+    decode (C) checks them instead of Python; a record outside them goes to ``diagnose``, which
+    names the rule (``invalid_currency``/``unknown_currency``/``invalid_country``)."""
+    if not currencies:
+        return TransactionEvent
+    closed = msgspec.defstruct(
+        "ValidatedEvent",
+        [("currency", Literal[tuple(sorted(currencies))]), ("country", Literal[tuple(sorted(COUNTRY_CODES))])],
+        bases=(TransactionEvent,), frozen=True, gc=False, module=__name__,
+    )
+    return cast(type[TransactionEvent], closed)
+
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -289,7 +304,7 @@ class Validator:
     def __init__(self, currencies: Collection[str], *, clock: Callable[[], datetime] = _utcnow) -> None:
         self._currencies = frozenset(currencies)
         self._clock = clock
-        self._decoder = msgspec.json.Decoder(TransactionEvent)
+        self._decoder = msgspec.json.Decoder(_closed_event_type(self._currencies))
 
     def horizon(self) -> datetime:
         """Latest acceptable ``event_time``; compute once per batch and pass to ``validate``."""
@@ -315,9 +330,7 @@ class Validator:
                 if amount.__class__ is str
                 else (amount.__class__ is int and 0 < amount < _INT_AMOUNT_LIMIT)
             )
-            and event.currency in self._currencies
             and (event.status == "declined") is (event.decline_reason is not None)
-            and event.country in COUNTRY_CODES
             and event.decline_reason != ""
         ):
             return event

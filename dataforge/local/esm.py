@@ -151,12 +151,15 @@ class LocalEventSourceMapping:
         self._sleep = sleep
         self._consumer: Any = None
         self._assigned: set[tuple[str, int]] = set()
+        self._idle_since = time.monotonic()
         self.stats = EsmStats()
 
     # --- rebalance callbacks ----------------------------------------------------------------------
     def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         self.stats.rebalances += 1
         self._assigned.update((p.topic, p.partition) for p in partitions)
+        # idle time counts from the assignment: the first fetch of new partitions takes a while
+        self._idle_since = time.monotonic()
         logger.info("assigned %s", [f"{p.topic}-{p.partition}" for p in partitions])
 
     def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
@@ -173,18 +176,19 @@ class LocalEventSourceMapping:
         consumer.subscribe(list(cfg.topics), on_assign=self._on_assign, on_revoke=self._on_revoke,
                            on_lost=self._on_revoke)
         started = time.monotonic()
-        idle_since = time.monotonic()
+        self._idle_since = started
         try:
             while stop is None or not stop.is_set():
                 messages = consumer.consume(num_messages=cfg.batch_size, timeout=cfg.batching_window)
                 batch = self._usable(messages)
                 if not batch:
-                    if until_idle is not None and self._assigned and time.monotonic() - idle_since >= until_idle:
+                    if (until_idle is not None and self._assigned
+                            and time.monotonic() - self._idle_since >= until_idle):
                         break
                     continue
                 self._invoke(batch)
                 self._commit(batch)
-                idle_since = time.monotonic()
+                self._idle_since = time.monotonic()
         finally:
             self.stats.seconds = time.monotonic() - started
             consumer.close()

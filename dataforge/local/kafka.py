@@ -411,8 +411,8 @@ class KafkaBroker:
             classpath,
             STORAGE_TOOL_CLASS,
             "format",
-            "--cluster-id",
-            _cluster_id(),
+            # one token: a URL-safe base64 id may start with "-", which argparse would take for an option
+            f"--cluster-id={_cluster_id()}",
             "--config",
             str(self.config_file),
             "--ignore-formatted",

@@ -21,7 +21,7 @@ import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO, Any, Final
+from typing import IO, Any, Final, cast
 
 import msgspec
 
@@ -124,11 +124,11 @@ class _Staging:
     def add(self, raw: bytes, line_no: int) -> None:
         self.records += 1
         result = self.validator.validate(raw, self.horizon)
-        if result.__class__ is TransactionEvent:
-            event = result
+        if result.__class__ is not Rejection:  # (a ValidatedEvent: a TransactionEvent subclass)
+            event = cast(TransactionEvent, result)
             self.bronze.write(self.lines.line(raw, event_id_bytes(event.event_id), line_no, self.ingested_bytes))
         else:
-            rejection: Rejection = result  # type: ignore[assignment]
+            rejection = result
             self.quarantine.write(quarantine_line(rejection, raw, Source.FILE, f"{self.prefix}{line_no}",
                                                   self.ingested))
 

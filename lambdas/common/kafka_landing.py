@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
@@ -86,13 +86,13 @@ def land_partition(topic: str, partition: int, records: Sequence[Mapping[str, An
         value = record.get("value")
         raw = _b64decode(value) if value else b""
         result = validate(raw, horizon)
-        if result.__class__ is TransactionEvent:
-            event = result
+        if result.__class__ is not Rejection:  # (a ValidatedEvent: a TransactionEvent subclass)
+            event = cast(TransactionEvent, result)
             bronze.append(make_line(raw, event_id_bytes(event.event_id), record["offset"], ingested))
             if newest is None or event.event_time > newest:
                 newest = event.event_time
         else:
-            rejection: Rejection = result  # type: ignore[assignment]
+            rejection = result
             rejected.append(quarantine_line(rejection, raw, Source.KAFKA,
                                             kafka_position(topic, partition, record["offset"]),
                                             ingested.decode()))

@@ -49,7 +49,7 @@ def test_stream_reconciles_exactly_with_a_failure_mid_batch(lake_settings: Setti
                        initial_backoff=0.1)
     stats = LocalEventSourceMapping(config, make_handler(lambda: landing)).run(until_idle=3.0)
 
-    assert store.failed
+    assert store.failed, (store.writes, stats)
     assert stats.failures == 1
     assert stats.records == N
     assert committed_lag(bootstrap_servers, group, topic) == 0
