@@ -3,10 +3,11 @@
     .venv/bin/python bench/validation_throughput.py [--count 100000] [--rounds 5]
 
 Generates ``count`` events with the seeded generator (2 % invalid, 1 % duplicates: what a landing
-processor sees), then times, in the same run and interleaved round by round, ``Validator.validate``
-(typed decode + every contract rule) and ``orjson.loads`` (untyped parsing, no rule at all) over the
-same list of bytes. Reports the best round of each (the least disturbed by other load on the
-machine). Goal: validation at least as fast as untyped parsing (ratio >= 1.0).
+processor sees), then times, in the same run and interleaved round by round, the contract validator
+(typed decode + every contract rule + a ``Rejection`` naming the rule for each invalid record) and
+``orjson.loads`` (untyped parsing, no rule at all) over the same list of bytes, each in a loop of
+the same shape. Reports the best round of each (the least disturbed by other load on the machine)
+and the process's CPU time in that round. Goal: validation at least as fast as untyped parsing (ratio >= 1.0).
 """
 
 from __future__ import annotations
@@ -26,14 +27,17 @@ GOAL_RATIO = 1.0
 
 
 def _best_rate(label: str, run: Callable[[], int], count: int, rounds: int) -> float:
-    best = float("inf")
+    best = best_cpu = float("inf")
     for _ in range(rounds):
         gc.collect()
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         run()
-        best = min(best, time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        if elapsed < best:
+            best, best_cpu = elapsed, time.process_time() - started_cpu
     rate = count / best
-    print(f"{label:<28} {rate:>12,.0f} records/s   ({best * 1e3:,.1f} ms best of {rounds})")
+    print(f"{label:<28} {rate:>12,.0f} records/s   ({best * 1e3:,.1f} ms best of {rounds}, "
+          f"{best_cpu * 1e3:,.1f} ms CPU)")
     return rate
 
 
@@ -51,8 +55,11 @@ def main() -> None:
 
     def validate_all() -> int:
         horizon = validator.horizon()
-        validate = validator.validate
-        return sum(1 for raw in values if isinstance(validate(raw, horizon), Rejection))
+        validate, rejected = validator.validate, 0
+        for raw in values:
+            if validate(raw, horizon).__class__ is Rejection:
+                rejected += 1
+        return rejected
 
     def parse_all() -> int:
         loads, failed = orjson.loads, 0

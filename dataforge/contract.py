@@ -135,9 +135,11 @@ _CURRENCY_TEXT = re.compile(r"[A-Z]{3}")
 _INT_AMOUNT_LIMIT: Final = 10**AMOUNT_MAX_INTEGER_DIGITS
 
 
-# The fast form of ``check_amount`` for text, as one C-level match: 1-16 digits, optionally 1-2
-# fraction digits, and not zero.
-_amount_text_ok: Final = re.compile(r"(?!0*(?:\.0*)?$)[0-9]{1,16}(?:\.[0-9]{1,2})?").fullmatch
+# The common form of a valid amount, checked right after the typed decode: 1-16 digits without a
+# leading zero (so not zero), optionally 1-2 fraction digits. It is the text of every amount of 1 or
+# more and the ``str()`` of every float with cents; any other amount (under 1, leading zeros, a float
+# with more digits) takes the full ``check_amount``.
+_common_amount: Final = re.compile(r"[1-9][0-9]{0,15}(?:\.[0-9]{1,2})?").fullmatch
 
 
 def amount_to_decimal(amount: str | int | float) -> Decimal:
@@ -273,20 +275,50 @@ def json_schema() -> dict[str, Any]:
 # --- the validator -------------------------------------------------------------------------------
 
 
+# The amount forms the typed decode can bound in C; text amounts and float precision are checked
+# after the decode, and a record outside these bounds goes to ``diagnose``.
+_DecodedAmount = (
+    str
+    | Annotated[int, msgspec.Meta(gt=0, lt=_INT_AMOUNT_LIMIT)]
+    | Annotated[float, msgspec.Meta(gt=0.0, lt=FLOAT_AMOUNT_LIMIT)]
+)
+
+
 def _closed_event_type(currencies: frozenset[str]) -> type[TransactionEvent]:
-    """``TransactionEvent`` with ``currency`` and ``country`` closed to their code lists, so the typed
-    decode (C) checks them instead of Python; a record outside them goes to ``diagnose``, which
-    names the rule (``invalid_currency``/``unknown_currency``/``invalid_country``)."""
+    """``TransactionEvent`` with every rule the typed decode can check in C: ``currency`` and
+    ``country`` closed to their code lists, ``schema_version`` fixed to 1, amount numbers bounded, a
+    decline reason non-empty. A record outside them goes to ``diagnose``, which names the rule
+    (``invalid_currency``/``unknown_currency``/``invalid_country``/...)."""
     if not currencies:
         return TransactionEvent
     closed = msgspec.defstruct(
         "ValidatedEvent",
-        [("currency", Literal[tuple(sorted(currencies))]), ("country", Literal[tuple(sorted(COUNTRY_CODES))])],
+        [
+            ("schema_version", Literal[SCHEMA_VERSION]),
+            ("amount", _DecodedAmount),
+            ("currency", Literal[tuple(sorted(currencies))]),
+            ("decline_reason", Annotated[str, msgspec.Meta(min_length=1)] | None),
+            ("country", Literal[tuple(sorted(COUNTRY_CODES))]),
+        ],
         bases=(TransactionEvent,), frozen=True, gc=False, module=__name__,
     )
     return cast(type[TransactionEvent], closed)
 
 
+def _field_probe(spec: FieldSpec) -> type[msgspec.Struct]:
+    """A struct of one contract field, for ``diagnose``: converting a whole decoded object to it checks
+    that one field (present, right type) in C, and its error message names the field."""
+    field: tuple[str, Any] | tuple[str, Any, Any] = (
+        (spec.name, spec.decode_type) if spec.required else (spec.name, spec.decode_type, None)
+    )
+    return msgspec.defstruct(f"_Probe_{spec.name}", [field], gc=False, module=__name__)
+
+
+_PROBES: Final = tuple((spec, _field_probe(spec)) for spec in FIELDS)
+# The fields whose rule needs the decoded value, not the JSON one (a datetime, not its text).
+_PROBED_ALWAYS: Final = frozenset({"event_time"})
+# The field a msgspec ValidationError names: "... - at `$.amount`" or "Object missing required field `x`".
+_ERROR_FIELD: Final = re.compile(r"- at `\$\.(\w+)`$|^Object missing required field `(\w+)`")
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
@@ -311,30 +343,28 @@ class Validator:
         return self._clock() + MAX_FUTURE_SKEW
 
     def validate(self, raw: bytes | str, horizon: datetime | None = None) -> TransactionEvent | Rejection:
-        """The validated event, or the first rule it breaks (in contract order).
+        """The validated event, or the first rule it breaks (in contract order), for one record.
 
-        This is the hot path of every landing processor: one typed decode, then the rules a decode
-        cannot express as plain comparisons. Any failure is explained by ``_explain`` or ``diagnose``,
-        which apply the per-field rule functions; a property test keeps the two paths in agreement.
+        This is the hot path of every landing processor: one typed decode checks every rule it can
+        express in C; the few it cannot (future time, decline reason by status, the amount's text
+        form) follow as plain compares. Any failure is explained by ``_explain`` or ``diagnose``,
+        which apply the per-field rule functions; property tests keep the paths in agreement with
+        each other and with a naive reading of the contract.
         """
+        if horizon is None:
+            horizon = self.horizon()
         try:
             event = self._decoder.decode(raw)
         except msgspec.DecodeError as exc:
-            return self.diagnose(raw) or Rejection(Reason.INVALID_JSON, None, f"not a schema-v1 event: {exc}")
+            return self.diagnose(raw, horizon) or Rejection(Reason.INVALID_JSON, None, f"not a schema-v1 event: {exc}")
         amount = event.amount
         if (
-            event.schema_version == SCHEMA_VERSION
-            and event.event_time <= (self.horizon() if horizon is None else horizon)
-            and (
-                _amount_text_ok(amount) is not None
-                if amount.__class__ is str
-                else (amount.__class__ is int and 0 < amount < _INT_AMOUNT_LIMIT)
-            )
+            event.event_time <= horizon
             and (event.status == "declined") is (event.decline_reason is not None)
-            and event.decline_reason != ""
+            and (amount.__class__ is int or _common_amount(str(amount)) is not None)
         ):
             return event
-        return self._explain(event, self.horizon() if horizon is None else horizon)
+        return self._explain(event, horizon)
 
     def validate_many(self, raws: Iterable[bytes | str]) -> Iterator[TransactionEvent | Rejection]:
         horizon = self.horizon()
@@ -366,11 +396,16 @@ class Validator:
     def _reject(reason: Reason, field: str, event: TransactionEvent) -> Rejection:
         return Rejection(reason, field, f"{field}={getattr(event, field)!r} breaks rule {reason}")
 
-    def diagnose(self, raw: bytes | str) -> Rejection | None:
-        """The slow path: decode untyped, then field by field, and name the first rule broken.
+    def diagnose(self, raw: bytes | str, horizon: datetime | None = None) -> Rejection | None:
+        """The slow path: name the first rule (in contract order) a record breaks; ``None`` if none.
 
-        ``None`` means the record breaks no rule. ``validate`` calls this only for records that
-        failed the typed decode; tests call it to check that both paths agree.
+        ``validate`` calls this only for records that failed the typed decode (with its horizon);
+        tests call it to check that both paths agree. One untyped decode, then one C-level
+        conversion to the open ``TransactionEvent`` (every type rule at once). If that passes, the
+        rules a type cannot express decide (``_explain``). If it fails, msgspec names the field it
+        stopped at; it checked the object's fields in their order, so every field before that one
+        is well typed, and only the fields after it that come earlier in the contract still need a
+        type check (``_walk``).
         """
         try:
             obj = msgspec.json.decode(raw)
@@ -382,20 +417,42 @@ class Validator:
         if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
             return Rejection(Reason.UNSUPPORTED_SCHEMA_VERSION, "schema_version",
                              f"schema_version {version} is newer than the supported {SCHEMA_VERSION}")
-        horizon = self.horizon()
-        for spec in FIELDS:
-            if spec.name not in obj:
+        if horizon is None:
+            horizon = self.horizon()
+        try:
+            event = msgspec.convert(obj, TransactionEvent)
+        except msgspec.ValidationError as exc:
+            return self._walk(obj, horizon, exc)
+        result = self._explain(event, horizon)
+        return result if isinstance(result, Rejection) else None
+
+    def _walk(self, obj: dict[str, Any], horizon: datetime, error: msgspec.ValidationError) -> Rejection:
+        """Field by field in contract order, for an object whose conversion failed with ``error``."""
+        message = str(error)
+        match = _ERROR_FIELD.search(message)
+        failed = match.group(1) or match.group(2) if match else None
+        keys = list(obj)
+        # The fields msgspec accepted before it stopped (all present ones for a missing field).
+        typed = set(keys[: keys.index(failed)] if failed in obj else keys) if failed else set()
+        for spec, probe in _PROBES:
+            name = spec.name
+            if name == failed:
+                return Rejection(Reason.MISSING_FIELD if name not in obj else spec.invalid, name, message)
+            if name not in obj:
                 if spec.required:
-                    return Rejection(Reason.MISSING_FIELD, spec.name, f"required field {spec.name!r} is missing")
+                    return Rejection(Reason.MISSING_FIELD, name, f"required field {name!r} is missing")
                 continue
-            try:
-                value = msgspec.convert(obj[spec.name], spec.decode_type)
-            except msgspec.ValidationError as exc:
-                return Rejection(spec.invalid, spec.name, f"{spec.name}: {exc}")
-            reason = self._field_rule(spec.name, value, obj, horizon)
+            if name in typed and name not in _PROBED_ALWAYS:  # (the open types keep these as decoded)
+                value = obj[name]
+            else:
+                try:
+                    value = getattr(msgspec.convert(obj, probe), name)
+                except msgspec.ValidationError as exc:
+                    return Rejection(spec.invalid, name, str(exc))
+            reason = self._field_rule(name, value, obj, horizon)
             if reason is not None:
-                return Rejection(reason, spec.name, f"{spec.name}={obj[spec.name]!r} breaks rule {reason}")
-        return None
+                return Rejection(reason, name, f"{name}={obj[name]!r} breaks rule {reason}")
+        return Rejection(Reason.INVALID_JSON, None, f"not a schema-v1 event: {message}")  # (defensive)
 
     def _field_rule(self, name: str, value: Any, obj: dict[str, Any], horizon: datetime) -> Reason | None:
         if name == "schema_version":

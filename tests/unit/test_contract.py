@@ -9,18 +9,27 @@ from decimal import Decimal
 from typing import Any
 
 import jsonschema
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dataforge.contract import (
     FIELD_NAMES,
+    FIELDS,
+    MAX_FUTURE_SKEW,
+    SCHEMA_VERSION,
     Reason,
     Rejection,
     TransactionEvent,
     Validator,
+    check_amount,
+    check_currency,
+    check_decline_reason,
+    check_schema_version,
     json_schema,
 )
+from dataforge.iso import COUNTRY_CODES
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 CURRENCIES = frozenset({"USD", "EUR", "GBP", "JPY"})
@@ -205,7 +214,9 @@ _MUTATIONS: dict[str, Any] = {
         st.decimals(min_value=-10, max_value=10**6, places=3, allow_nan=False).map(str),
         st.floats(min_value=-1, max_value=1e6, allow_nan=False),
         st.integers(min_value=-2, max_value=10**17),
-        st.sampled_from(["", "1e3", "+1", " 1", "1.", ".5", "١٢"]),
+        st.sampled_from(["", "1e3", "+1", " 1", "1.", ".5", "١٢", "١٢.٥", "0", "0.00", "0.50", "00012.00",
+                         "1.234", "1234567890123456.99", "12345678901234567", 10**16 - 1, 10**16,
+                         9999999999999.99, 1e13, 0.1 + 0.2, True]),
     ),
     "currency": st.sampled_from(["EUR", "USD", "XYZ", "eu", 1]),
     "status": st.sampled_from(["approved", "declined", "ok"]),
@@ -236,3 +247,58 @@ def test_fast_path_and_slow_path_always_agree(
     else:
         assert slow is not None
         assert (fast.reason, fast.field) == (slow.reason, slow.field)
+
+
+def _first_broken_rule(record: dict[str, Any]) -> tuple[Reason, str] | None:
+    """The contract's definition, spelled out naively: walk the fields in contract order, convert
+    each value on its own, apply its rule, stop at the first failure. ``diagnose`` must agree with
+    it whatever order the object's keys come in (it reads the field msgspec stopped at)."""
+    version = record.get("schema_version")
+    if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
+        return Reason.UNSUPPORTED_SCHEMA_VERSION, "schema_version"
+    for spec in FIELDS:
+        if spec.name not in record:
+            if spec.required:
+                return Reason.MISSING_FIELD, spec.name
+            continue
+        try:
+            value = msgspec.convert(record[spec.name], spec.decode_type)
+        except msgspec.ValidationError:
+            return spec.invalid, spec.name
+        rule: Reason | None = None
+        if spec.name == "schema_version":
+            rule = check_schema_version(value)
+        elif spec.name == "event_time" and value > NOW + MAX_FUTURE_SKEW:
+            rule = Reason.EVENT_TIME_IN_FUTURE
+        elif spec.name == "amount":
+            rule = check_amount(value)
+        elif spec.name == "currency":
+            rule = check_currency(value, CURRENCIES)
+        elif spec.name == "decline_reason":
+            rule = check_decline_reason(record["status"], value)
+        elif spec.name == "country" and value not in COUNTRY_CODES:
+            rule = Reason.INVALID_COUNTRY
+        if rule is not None:
+            return rule, spec.name
+    return None
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    changes=st.fixed_dictionaries({}, optional=_MUTATIONS),
+    dropped=st.sets(st.sampled_from(FIELD_NAMES), max_size=2),
+    order=st.permutations(FIELD_NAMES),
+)
+def test_the_first_broken_rule_is_named_whatever_the_key_order(
+    validator: Validator, changes: dict[str, Any], dropped: set[str], order: list[str]
+) -> None:
+    record = with_(**changes)
+    shuffled = {name: record[name] for name in order if name in record and name not in dropped}
+    expected = _first_broken_rule(shuffled)
+    result = validator.validate(encode(shuffled))
+    if expected is None:
+        assert isinstance(result, TransactionEvent), result
+    else:
+        assert isinstance(result, Rejection)
+        assert (result.reason, result.field) == expected, result.detail
+
