@@ -133,7 +133,7 @@ CHALICE_PACKAGE: Final = Path("build/chalice/deployment.zip")
 
 # Third-party packages the Lambda runtimes import (boto3 ships with the Lambda Python runtime), at
 # the versions of uv.lock (the ones installed here), for the functions' platform: arm64.
-LAYER_REQUIREMENTS: Final = ("msgspec", "aws-lambda-powertools", "sqlglot")
+LAYER_REQUIREMENTS: Final = ("msgspec", "isal", "aws-lambda-powertools", "sqlglot")
 LAMBDA_PLATFORM: Final = "aarch64-manylinux2014"
 LAMBDA_PYTHON: Final = "3.11"
 

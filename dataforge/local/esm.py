@@ -39,6 +39,7 @@ DEFAULT_BATCH_SIZE: Final = 10_000
 DEFAULT_BATCHING_WINDOW: Final = 0.5
 LOCAL_CLUSTER_ARN: Final = "arn:aws:kafka:us-east-1:000000000000:cluster/dataforge-local/local-1"
 _TIMESTAMP_TYPES: Final = {1: "CREATE_TIME", 2: "LOG_APPEND_TIME"}
+_b64encode = binascii.b2a_base64
 
 
 class EsmError(ServiceError):
@@ -104,28 +105,34 @@ class EsmStats:
 def msk_record(message: Any) -> dict[str, Any]:
     """One Kafka message as a record of the Lambda MSK event."""
     ts_type, ts = message.timestamp()
+    key = message.key()
+    value = message.value()
+    headers = message.headers()
     record: dict[str, Any] = {
         "topic": message.topic(),
         "partition": message.partition(),
         "offset": message.offset(),
         "timestamp": ts,
         "timestampType": _TIMESTAMP_TYPES.get(ts_type, "CREATE_TIME"),
+        "value": "" if value is None else _b64encode(value, newline=False).decode("ascii"),
+        "headers": [{name: list(data or b"")} for name, data in headers] if headers else [],
     }
-    key = message.key()
     if key is not None:
-        record["key"] = binascii.b2a_base64(key, newline=False).decode("ascii")
-    value = message.value()
-    record["value"] = "" if value is None else binascii.b2a_base64(value, newline=False).decode("ascii")
-    headers = message.headers() or ()
-    record["headers"] = [{name: list(data or b"")} for name, data in headers]
+        record["key"] = _b64encode(key, newline=False).decode("ascii")
     return record
 
 
 def msk_event(messages: Sequence[Any], *, event_source_arn: str, bootstrap_servers: str) -> dict[str, Any]:
     """An MSK event of ``messages`` (records grouped by ``topic-partition``, in offset order)."""
     records: dict[str, list[dict[str, Any]]] = {}
-    for message in messages:
-        records.setdefault(f"{message.topic()}-{message.partition()}", []).append(msk_record(message))
+    current: list[dict[str, Any]] = []
+    current_partition: tuple[str, int] | None = None
+    for message in messages:  # (a consumed batch comes partition by partition: look the list up once per run)
+        partition = (message.topic(), message.partition())
+        if partition != current_partition:
+            current = records.setdefault(f"{partition[0]}-{partition[1]}", [])
+            current_partition = partition
+        current.append(msk_record(message))
     return {"eventSource": "aws:kafka", "eventSourceArn": event_source_arn,
             "bootstrapServers": bootstrap_servers, "records": records}
 

@@ -14,18 +14,19 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, Final
 
 import msgspec
 
-from dataforge.bronze import BronzeLines, event_id_bytes, gzip_bytes, kafka_position, quarantine_line, rfc3339
-from dataforge.contract import MAX_FUTURE_SKEW, Rejection, TransactionEvent, Validator
+from dataforge.bronze import BronzeLines, gzip_bytes, kafka_position, quarantine_line, rfc3339
+from dataforge.contract import MAX_FUTURE_SKEW, Rejection, Validator
 from dataforge.lake import KafkaBatchPosition, Source, Zone, bronze_key, raw_archive_key
 from lambdas.common.config import LandingConfig
 from lambdas.common.counters import IngestCounters
 from lambdas.common.storage import ObjectStore
 
 _b64decode = binascii.a2b_base64  # the C function (base64.b64decode adds a Python layer)
+_NO_TIME: Final = datetime.min.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,11 +69,10 @@ def land_partition(topic: str, partition: int, records: Sequence[Mapping[str, An
     position = KafkaBatchPosition(topic, partition, first["offset"], records[-1]["offset"],
                                   datetime.fromtimestamp(first["timestamp"] / 1000, UTC))
     lines = BronzeLines(Source.KAFKA, f"{topic}-{partition}@")
-    make_line = lines.line
+    add_line = lines.add
     validate = validator.validate
-    bronze: list[bytes] = []
     rejected: list[bytes] = []
-    newest: datetime | None = None
+    newest = _NO_TIME
     last_ms = -1
     horizon = position.received_at
     ingested = b""
@@ -86,18 +86,16 @@ def land_partition(topic: str, partition: int, records: Sequence[Mapping[str, An
         value = record.get("value")
         raw = _b64decode(value) if value else b""
         result = validate(raw, horizon)
-        if result.__class__ is not Rejection:  # (a ValidatedEvent: a TransactionEvent subclass)
-            event = cast(TransactionEvent, result)
-            bronze.append(make_line(raw, event_id_bytes(event.event_id), record["offset"], ingested))
-            if newest is None or event.event_time > newest:
-                newest = event.event_time
-        else:
-            rejection = result
-            rejected.append(quarantine_line(rejection, raw, Source.KAFKA,
+        if isinstance(result, Rejection):
+            rejected.append(quarantine_line(result, raw, Source.KAFKA,
                                             kafka_position(topic, partition, record["offset"]),
                                             ingested.decode()))
-    return PartitionOutput(position, b"".join(bronze), b"".join(rejected), len(records), len(bronze),
-                           len(rejected), newest)
+            continue
+        add_line(raw, result.event_id, record["offset"], ingested)
+        if result.event_time > newest:
+            newest = result.event_time
+    return PartitionOutput(position, lines.body(), b"".join(rejected), len(records), lines.count,
+                           len(rejected), None if newest is _NO_TIME else newest)
 
 
 def _split_partition_key(key: str, records: Sequence[Mapping[str, Any]]) -> tuple[str, int]:

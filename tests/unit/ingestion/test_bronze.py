@@ -33,6 +33,34 @@ def test_fast_lines_equal_the_reference_encoder() -> None:
     assert msgspec.json.decode(expected)["ingest"]["position"] == prefix + "12"
 
 
+def test_added_lines_are_the_same_lines_joined() -> None:
+    lines = bronze.BronzeLines("kafka", "transactions-3@")
+    ids = [uuid.UUID(int=n) for n in (1, 2**127, 2**128 - 1)]
+    raws = [b'{"a":1}', b'{"b":\r\n2}', b"{}"]
+    for offset, (raw, eid) in enumerate(zip(raws, ids, strict=True)):
+        lines.add(raw, eid, offset + 40, b"2024-05-01T12:00:00.000Z")
+    assert lines.count == 3
+    assert lines.body() == b"".join(
+        bronze.bronze_line(raw, str(eid), "kafka", f"transactions-3@{offset + 40}", "2024-05-01T12:00:00.000Z")
+        for offset, (raw, eid) in enumerate(zip(raws, ids, strict=True)))
+
+
+def test_compressed_objects_are_standard_deterministic_gzip() -> None:
+    body = b"".join(b'{"n":%d}\n' % n for n in range(5000))
+    packed = bronze.gzip_bytes(body)
+    assert packed == bronze.gzip_bytes(body)
+    assert packed[:4] == b"\x1f\x8b\x08\x00" and packed[4:8] == bytes(4)  # no name, mtime 0
+    assert gzip.decompress(packed) == body
+    spooled = bronze.SpooledGzip(max_memory=1024)  # spills to a temporary file
+    for line in body.splitlines(keepends=True):
+        spooled.write(line)
+    stream, size = spooled.finish()
+    data = stream.read()
+    assert size == len(data) and gzip.decompress(data) == body
+    assert data[:4] == b"\x1f\x8b\x08\x00" and data[4:8] == bytes(4)
+    spooled.close()
+
+
 def test_quarantine_line_has_exactly_the_quarantine_columns() -> None:
     line = bronze.quarantine_line(Rejection(Reason.INVALID_AMOUNT, "amount", "bad"), b'{"amount":"x"}',
                                   "kafka", "t-1@2", "2024-05-01T12:00:00.000Z")
