@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any, Final
 
@@ -64,6 +64,10 @@ def kpi_row(item: Item) -> dict[str, Any]:
     return row
 
 
+def kpi_rows(page: Page) -> list[dict[str, Any]]:
+    return [kpi_row(i) for i in page.items]
+
+
 def _limit(query: Params) -> int:
     return params.integer(query, "limit", default=DEFAULT_PAGE_SIZE, low=1, high=MAX_PAGE_SIZE)
 
@@ -90,7 +94,7 @@ def daily_kpis(services: Services, query: Params) -> dict[str, Any]:
         page = repo.breakdown_days(start, end, country=country, channel=channel, limit=limit, cursor=cursor)
     else:
         page = repo.platform_totals(start, end, limit=limit, cursor=cursor)
-    return _page(page, fp, [kpi_row(i) for i in page.items])
+    return _page(page, fp, page.derive("kpi_rows", kpi_rows))
 
 
 def pct_change(current: Any, previous: Any) -> str | None:
@@ -104,11 +108,20 @@ def pct_change(current: Any, previous: Any) -> str | None:
 def summary(services: Services, query: Params) -> dict[str, Any]:
     day = params.required_date(query, "date")
     previous_day = day - timedelta(days=1)
-    totals = services.kpis().totals_by_date(previous_day, day)
+    page = services.kpis().platform_totals(previous_day, day, limit=2, cursor=None)
+    body: dict[str, Any] | None = page.derive("summary", lambda p: _summary(day, p))
+    if body is None:
+        raise NotFoundError("kpis_not_found", f"no platform KPIs for {day}; the daily job may not have run yet")
+    return body
+
+
+def _summary(day: date, page: Page) -> dict[str, Any] | None:
+    """The summary of ``day`` from the platform totals of the day before and ``day``; None without ``day``."""
+    totals = {str(item["event_date"]): item for item in page.items}
     current = totals.get(day.isoformat())
     if current is None:
-        raise NotFoundError("kpis_not_found", f"no platform KPIs for {day}; the daily job may not have run yet")
-    previous = totals.get(previous_day.isoformat())
+        return None
+    previous = totals.get((day - timedelta(days=1)).isoformat())
     return {
         "date": day.isoformat(),
         "current": kpi_row(current),
@@ -123,14 +136,21 @@ def merchants(services: Services, query: Params) -> dict[str, Any]:
     fp = tokens.fingerprint("merchants", day)
     cursor = tokens.decode(params.optional_str(query, "next_token"), fp, key_names=TABLE_KEY_NAMES)
     page = services.kpis().merchants_on(day, limit=limit, cursor=cursor)
-    return _page(page, fp, [kpi_row(i) for i in page.items])
+    return _page(page, fp, page.derive("kpi_rows", kpi_rows))
 
 
 def realtime(services: Services, query: Params) -> dict[str, Any]:
     minutes = params.integer(query, "minutes", default=60, low=1, high=MAX_REALTIME_MINUTES)
     now = services.clock()
     first = now - timedelta(minutes=minutes - 1)
-    items = services.realtime().minutes(first, now)
+    rows, newest_minute = services.realtime().window(first, now).derive("realtime", realtime_rows)
+    freshness = None if newest_minute is None else max(0, int((now - newest_minute).total_seconds()))
+    return {"items": rows, "freshness_seconds": freshness}
+
+
+def realtime_rows(page: Page) -> tuple[list[dict[str, Any]], datetime | None]:
+    """The JSON rows of the minute items and the newest minute among them (None: no items, or unparsable)."""
+    items = page.items
     rows = [{
         "minute": str(i.get("minute", "")),
         "txn_count": count(i.get("txn_count")),
@@ -139,16 +159,13 @@ def realtime(services: Services, query: Params) -> dict[str, Any]:
         "volume_usd": money(i.get("volume_usd")) or "0.00",
         "decline_rate": rate(i.get("decline_rate")),
     } for i in items]
-    freshness: int | None = None
-    if items:
-        newest = max(str(i.get("minute", "")) for i in items)
-        try:
-            newest_minute = datetime.strptime(newest, "%Y-%m-%dT%H:%MZ").replace(tzinfo=UTC)
-        except ValueError:
-            newest_minute = None
-        if newest_minute is not None:
-            freshness = max(0, int((now - newest_minute).total_seconds()))
-    return {"items": rows, "freshness_seconds": freshness}
+    if not items:
+        return rows, None
+    newest = max(str(i.get("minute", "")) for i in items)
+    try:
+        return rows, datetime.strptime(newest, "%Y-%m-%dT%H:%MZ").replace(tzinfo=UTC)
+    except ValueError:
+        return rows, None
 
 
 def alert_row(item: Item) -> dict[str, Any]:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import functools
 import hmac
-import json
 import logging
 import threading
 from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
+import msgspec
 from chalice.app import BadRequestError as ChaliceBadRequest
 from chalice.app import Chalice, CORSConfig, Response
 
@@ -26,7 +26,7 @@ from dataforge.settings import Settings
 logger = logging.getLogger(__name__)
 
 JSON_HEADERS: Final = {"Content-Type": "application/json", "Cache-Control": "no-store"}
-_ENCODER: Final = json.JSONEncoder(separators=(",", ":"))  # made once; json.dumps(..., separators) makes one per call
+_ENCODER: Final = msgspec.json.Encoder()  # compact UTF-8 JSON, several times faster than json.dumps
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -59,7 +59,7 @@ def cors_config(settings: Settings | None = None) -> CORSConfig | None:
 
 
 def json_response(body: Any, status: int = 200) -> Response:
-    return Response(body=_ENCODER.encode(body), status_code=status, headers=dict(JSON_HEADERS))
+    return Response(body=_ENCODER.encode(body).decode(), status_code=status, headers=dict(JSON_HEADERS))
 
 
 def error_response(status: int, code: str, message: str) -> Response:

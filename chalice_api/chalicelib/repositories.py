@@ -7,14 +7,16 @@ integration tests the moto server's.
 Each repository reads through an optional ``TtlCache`` (``chalicelib.cache``) keyed by the exact query
 (method, every argument, the page cursor): daily KPIs and realtime minutes are served from memory
 while fresh; alerts are cached only when configured and their cache is dropped on acknowledge.
+A cached ``Page`` also keeps what the handlers derive from its items (``Page.derive``: the JSON-ready
+rows), so a cache hit formats nothing again and the derived values expire with the page.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import BotoCoreError, ClientError
@@ -35,6 +37,7 @@ ALERT_INDEX_KEY_NAMES: Final = frozenset(
 _DESERIALIZER: Final = TypeDeserializer()
 
 Item = dict[str, Any]
+T = TypeVar("T")
 
 
 def _plain(item: dict[str, Any]) -> Item:
@@ -58,6 +61,16 @@ class Partition:
 class Page:
     items: list[Item]
     cursor: Cursor | None
+    _derived: dict[str, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
+
+    def derive(self, name: str, make: Callable[[Page], T]) -> T:
+        """``make(self)``, computed once per page under ``name`` (a pure function of the items: two threads
+        racing compute the same value). A cached page is shared: the result must be treated as read-only."""
+        try:
+            value: T = self._derived[name]
+        except KeyError:
+            value = self._derived[name] = make(self)
+        return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,14 +235,18 @@ def _dims(country: str | None, channel: str | None) -> dict[str, str]:
 
 
 class RealtimeRepository:
-    def __init__(self, client: DynamoDBClient, table: str, cache: TtlCache[list[Item]] | None = None) -> None:
+    def __init__(self, client: DynamoDBClient, table: str, cache: TtlCache[Page] | None = None) -> None:
         self._client, self._table = client, table
-        self._cache: TtlCache[list[Item]] = cache or _no_cache()
+        self._cache: TtlCache[Page] = cache or _no_cache()
 
     def minutes(self, first: datetime, last: datetime) -> list[Item]:
         """Minute items from ``first`` to ``last`` (aware, inclusive): one query per UTC day touched."""
+        return self.window(first, last).items
+
+    def window(self, first: datetime, last: datetime) -> Page:
+        """``minutes`` as one cursor-less ``Page`` (the cached value, with its derived renderings)."""
         first, last = serving.minute_floor(first), serving.minute_floor(last)
-        return self._cache.get(("minutes", first, last), lambda: self._minutes(first, last))
+        return self._cache.get(("minutes", first, last), lambda: Page(self._minutes(first, last), None))
 
     def _minutes(self, first: datetime, last: datetime) -> list[Item]:
         parts = []

@@ -1,28 +1,26 @@
-"""``dataforge api serve``: the Chalice analytics API served on this machine, in a threaded server.
+"""``dataforge api serve``: the Chalice analytics API served on this machine by uvicorn.
 
 The app is ``chalice_api/app.py`` of the checkout; its settings come from the environment (for the
 embedded platform: ``dataforge services env`` / ``local_environment``). ``serve_in_thread`` is the
 same server for tests and benchmarks (port 0 = a free port); ``RestartableApi`` is that server on one
 port that can be stopped and started again (clients see the API go away and come back).
 
-Like ``chalice local``, the app's ``current_request`` is made thread-local first: the server answers
-requests in parallel threads, and Chalice keeps the current request on the app object.
-
-One daemon thread per connection; HTTP/1.1 keep-alive. What ``chalice local`` redoes per connection
-(the API Gateway emulation: route matcher, authorizer) is built once per server. Responses leave in
-one write with Nagle off (headers and body in separate small writes would wait ~40 ms on the
-client's delayed ACK), and the per-request access log goes to ``logging`` at DEBUG, not to stderr.
+The server is uvicorn (event loop: uvloop, HTTP parser: httptools) in one process, so every request
+shares one read-through cache and one single-flight per key. The app is adapted to ASGI by
+``dataforge.local.chalice_asgi.ChaliceAsgi``: Chalice's own API Gateway emulation (the one of ``chalice
+local``) on a small thread pool, so a request that waits for DynamoDB never holds up the others. The
+Lambda deployment is unchanged: this is only how the app is served locally.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
-import json
 import logging
 import socket
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from typing import Annotated, Any, Final
 
@@ -32,8 +30,11 @@ from dataforge.local import LOCALHOST
 from dataforge.paths import project_root
 
 CHALICE_PROJECT: Final = "chalice_api"
-REQUEST_BACKLOG: Final = 256  # listen queue: many concurrent dashboard clients, no SYN retries
-RESPONSE_BUFFER: Final = 64 * 1024  # a response is buffered and flushed once (http.server flushes per request)
+REQUEST_BACKLOG: Final = 1024  # listen queue: many concurrent dashboard clients, no SYN retries
+KEEP_ALIVE_SECONDS: Final = 75  # longer than clients keep idle connections (httpx: 5 s), so they close first
+START_TIMEOUT_SECONDS: Final = 30.0
+STOP_TIMEOUT_SECONDS: Final = 10.0
+SWITCH_INTERVAL_SECONDS: Final = 0.0005  # the event loop thread gets the GIL back sooner from the app threads
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,32 @@ def load_app() -> Any:
     return importlib.import_module("app").app
 
 
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (0: a free port), reusable while old connections linger."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(REQUEST_BACKLOG)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _server(chalice_app: Any) -> Any:
+    import uvicorn
+
+    from dataforge.local.chalice_asgi import ChaliceAsgi
+
+    config = uvicorn.Config(
+        ChaliceAsgi(chalice_app), lifespan="on", log_config=None, access_log=False, server_header=False,
+        backlog=REQUEST_BACKLOG, timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        timeout_graceful_shutdown=int(STOP_TIMEOUT_SECONDS),
+    )
+    return uvicorn.Server(config)
+
+
 @dataclass
 class ServedApi:
     url: str
@@ -60,97 +87,25 @@ class ServedApi:
     thread: threading.Thread
 
     def stop(self) -> None:
-        """Stop listening and drop open (keep-alive) connections: clients see the API gone."""
-        self.server.shutdown()
-        self.server.server.server_close()
-        self.server.server.close_connections()
-        self.thread.join(timeout=10)
-
-
-def _thread_local_requests(chalice_app: Any) -> None:
-    """What ``chalice.local.create_local_server`` does, without mutating Chalice's own classes:
-    ``app.current_request`` per thread, so parallel requests never read each other's parameters."""
-    from chalice.local import LocalChalice
-
-    if not isinstance(chalice_app, LocalChalice):
-        chalice_app.__class__ = type(f"Local{type(chalice_app).__name__}", (LocalChalice, type(chalice_app)), {})
-
-
-def _server(chalice_app: Any, host: str, port: int) -> Any:
-    from chalice.config import Config
-    from chalice.local import ChaliceRequestHandler, LocalDevServer, LocalGateway, ThreadedHTTPServer
-
-    _thread_local_requests(chalice_app)
-    config = Config.create(chalice_stage="dev", app_name="dataforge-api", lambda_timeout=30,
-                           lambda_memory_size=1024)
-    gateway = LocalGateway(chalice_app, config)  # stateless per request: one for every connection
-
-    class _Server(ThreadedHTTPServer):
-        request_queue_size = REQUEST_BACKLOG
-        allow_reuse_address = True  # a restart may bind the same port while old connections are in TIME_WAIT
-        daemon_threads = True  # connection threads never keep the process alive
-        block_on_close = False
-
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            self._open: set[socket.socket] = set()
-            self._open_lock = threading.Lock()
-            super().__init__(*args, **kwargs)
-
-        def process_request(self, request: Any, client_address: Any) -> None:
-            with self._open_lock:
-                self._open.add(request)
-            super().process_request(request, client_address)
-
-        def shutdown_request(self, request: Any) -> None:
-            with self._open_lock:
-                self._open.discard(request)
-            super().shutdown_request(request)
-
-        def close_connections(self) -> None:
-            """End keep-alive connections still served by handler threads (``server_close`` leaves them)."""
-            with self._open_lock:
-                connections = list(self._open)
-            for connection in connections:
-                with contextlib.suppress(OSError):
-                    connection.shutdown(socket.SHUT_RDWR)
-
-    class _Handler(ChaliceRequestHandler):
-        """Methods no route has (TRACE, QUERY, ...) get a 405 in the API's error shape, not http.server's 501."""
-
-        disable_nagle_algorithm = True
-        wbufsize = RESPONSE_BUFFER
-
-        def __init__(self, request: Any, client_address: Any, server: Any, app_object: Any, config: Any) -> None:
-            self.local_gateway = gateway  # instead of ChaliceRequestHandler's new LocalGateway per connection
-            super(ChaliceRequestHandler, self).__init__(request, client_address, server)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            if logger.isEnabledFor(logging.DEBUG):
-                logger.debug("%s %s", self.address_string(), format % args)
-
-        def _not_allowed(self) -> None:
-            body = json.dumps({"error": {"code": "method_not_allowed",
-                                         "message": f"{self.command} is not supported; see /v1/openapi.json"}}).encode()
-            self.send_response(405)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def __getattr__(self, name: str) -> Any:
-            if name.startswith("do_"):
-                return self._not_allowed
-            raise AttributeError(name)
-
-    return LocalDevServer(chalice_app, config, host, port, handler_cls=_Handler, server_cls=_Server)
+        """Stop listening and close open (keep-alive) connections: clients see the API gone."""
+        self.server.should_exit = True
+        self.thread.join(timeout=STOP_TIMEOUT_SECONDS + 5)
 
 
 def serve_in_thread(chalice_app: Any, *, host: str = LOCALHOST, port: int = 0) -> ServedApi:
     """Serve ``chalice_app`` on ``host:port`` from a daemon thread; ``.stop()`` shuts it down."""
-    server = _server(chalice_app, host, port)
-    bound_host, bound_port = server.server.server_address[:2]
-    thread = threading.Thread(target=server.server.serve_forever, name="dataforge-api", daemon=True)
+    sock = bind(host, port)
+    bound_host, bound_port = sock.getsockname()[:2]
+    server = _server(chalice_app)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="dataforge-api", daemon=True)
     thread.start()
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            sock.close()
+            raise RuntimeError(f"the API server did not start on {bound_host}:{bound_port}")
+        time.sleep(0.01)
     return ServedApi(f"http://{bound_host}:{bound_port}", server, thread)
 
 
@@ -191,15 +146,14 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port.", min=0, max=65535)] = 8000,
 ) -> None:
     """Serve the API until Ctrl-C (settings from the environment, e.g. `eval "$(dataforge services env)"`)."""
-    server = _server(load_app(), host, port)
-    bound_host, bound_port = server.server.server_address[:2]
+    sock = bind(host, port)
+    bound_host, bound_port = sock.getsockname()[:2]
+    server = _server(load_app())
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
     typer.echo(f"DataForge API on http://{bound_host}:{bound_port}/v1 (OpenAPI: /v1/openapi.json); Ctrl-C stops")
-    try:
-        server.server.serve_forever()
-    except KeyboardInterrupt:
-        typer.echo("stopped")
-    finally:
-        server.server.server_close()
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn finishes the requests in flight, then re-raises Ctrl-C
+        server.run(sockets=[sock])
+    typer.echo("stopped")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,199 @@
+"""A Chalice app as an ASGI application, for a production HTTP server (uvicorn) on this machine.
+
+Every request goes through Chalice's own API Gateway emulation (``chalice.local.LocalGateway``, the one
+``chalice local`` uses): the same route matching, Lambda event, CORS preflight answers and "Missing
+Authentication Token" 403 for unknown paths; the app's own views check the API key and shape errors. What
+``chalice local``'s request handler does around it is reproduced here: ``Content-Length``, a default
+``Content-Type: application/json``, multi-value headers, base64 bodies decoded, and a 405 in the API's
+error shape for methods Chalice has no handler for (TRACE, CONNECT, ...).
+
+The app runs on a small thread pool, never on the event loop: a cache miss waits for DynamoDB in its
+thread while the loop keeps answering the other connections. ``app.current_request`` is made
+thread-local first (what ``chalice local`` does), so parallel requests never read each other's.
+
+Imports only the standard library at module level (Chalice is imported when an adapter is made).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Final
+
+logger = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+GATEWAY_METHODS: Final = frozenset({"GET", "PUT", "POST", "HEAD", "DELETE", "PATCH", "OPTIONS"})
+"""The methods ``chalice local`` hands to the gateway; any other gets ``405``."""
+
+DEFAULT_THREADS: Final = 32
+"""App threads: a request waiting for DynamoDB (a cache miss, or a caller waiting for that miss's single
+flight) holds one, so there must be more than the requests that can wait at once for the others to go on."""
+MAX_MEMO_URLS: Final = 4096
+"""Request targets whose route match is remembered (dashboards ask the same few URLs again and again)."""
+
+Response = tuple[int, list[tuple[bytes, bytes]], bytes]
+
+
+def thread_local_requests(chalice_app: Any) -> None:
+    """What ``chalice.local.create_local_server`` does, without mutating Chalice's own classes:
+    ``app.current_request`` per thread, so parallel requests never read each other's parameters."""
+    from chalice.local import LocalChalice
+
+    if not isinstance(chalice_app, LocalChalice):
+        chalice_app.__class__ = type(f"Local{type(chalice_app).__name__}", (LocalChalice, type(chalice_app)), {})
+
+
+def _not_allowed(method: str) -> Response:
+    body = json.dumps({"error": {"code": "method_not_allowed",
+                                 "message": f"{method} is not supported; see /v1/openapi.json"}}).encode()
+    return 405, [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())], body
+
+
+def _encode_headers(headers: dict[str, Any]) -> list[tuple[bytes, bytes]]:
+    encoded: list[tuple[bytes, bytes]] = []
+    for name, value in headers.items():
+        for one in value if isinstance(value, list) else [value]:
+            encoded.append((name.encode("latin-1"), str(one).encode("latin-1")))
+    return encoded
+
+
+def _memo_routes(matcher: Any) -> Any:
+    """``matcher`` (a ``chalice.local.RouteMatcher``) behind ``_MemoRoutes``, typed as what it stands for."""
+    return _MemoRoutes(matcher)
+
+
+class _MemoRoutes:
+    """A ``chalice.local.RouteMatcher`` that remembers its matches by request target (path and query).
+
+    Each call returns fresh copies of the captured path parameters and query lists (the event owns them);
+    an unknown path (``ValueError``) is not remembered. At ``MAX_MEMO_URLS`` targets the memo starts over."""
+
+    def __init__(self, matcher: Any) -> None:
+        self._matcher = matcher
+        self._memo: dict[str, Any] = {}
+
+    def match_route(self, url: str) -> Any:
+        match = self._memo.get(url)
+        if match is None:
+            match = self._matcher.match_route(url)
+            if len(self._memo) >= MAX_MEMO_URLS:
+                self._memo = {}
+            self._memo[url] = match
+        return type(match)(match.route, dict(match.captured), {k: list(v) for k, v in match.query_params.items()})
+
+
+def _gateway(chalice_app: Any) -> Any:
+    """``chalice.local.LocalGateway`` over ``chalice_app``, with what it recomputes per request made once:
+    the route matcher's parse of a known target and the Lambda context's settings (a fresh context, with its
+    own request id and clock, is still made for every request)."""
+    from chalice.config import Config
+    from chalice.local import LambdaContext, LambdaEventConverter, LocalGateway, RouteMatcher
+
+    class Gateway(LocalGateway):
+        def __init__(self) -> None:
+            config = Config.create(chalice_stage="dev", app_name=getattr(chalice_app, "app_name", "app"),
+                                   lambda_timeout=30, lambda_memory_size=1024)
+            super().__init__(chalice_app, config)
+            self.event_converter = LambdaEventConverter(_memo_routes(RouteMatcher(list(chalice_app.routes))),
+                                                        chalice_app.api.binary_types)
+            timeout = config.lambda_timeout
+            runtime_ms = (self.MAX_LAMBDA_EXECUTION_TIME if timeout is None else timeout) * 1000  # as LocalGateway
+            self._context_args = (config.function_name, config.lambda_memory_size, runtime_ms)
+
+        def _generate_lambda_context(self) -> Any:
+            name, memory, runtime_ms = self._context_args
+            return LambdaContext(function_name=name, memory_size=memory, max_runtime_ms=runtime_ms)
+
+    return Gateway()
+
+
+class ChaliceAsgi:
+    """``ChaliceAsgi(app)``: an ASGI app (HTTP and lifespan) answering as ``chalice local`` would."""
+
+    def __init__(self, chalice_app: Any, *, threads: int = DEFAULT_THREADS) -> None:
+        from chalice.local import LocalGatewayException
+
+        thread_local_requests(chalice_app)
+        self._gateway = _gateway(chalice_app)  # stateless per request: one for every request
+        self._gateway_error = LocalGatewayException
+        self._threads = threads
+        self._executor: ThreadPoolExecutor | None = None
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(self._threads, thread_name_prefix="chalice-app")
+        return self._executor
+
+    def close(self) -> None:
+        """Stop the app threads (after the requests they run)."""
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":  # websockets: the API has none
+            return
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        status, headers, payload = await asyncio.get_running_loop().run_in_executor(
+            self._pool(), self.respond, scope, body)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def respond(self, scope: Scope, body: bytes) -> Response:
+        """The response to one HTTP request (``scope`` as ASGI gives it), computed in the calling thread."""
+        method: str = scope["method"]
+        if method not in GATEWAY_METHODS:
+            return _not_allowed(method)
+        target = scope.get("raw_path") or scope["path"].encode()  # as sent: percent-encoding kept, like http.server
+        query: bytes = scope.get("query_string", b"")
+        path = (target + b"?" + query if query else target).decode("latin-1")
+        headers: dict[str, str] = {}
+        for name, value in scope["headers"]:
+            headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))  # the first of repeated headers
+        try:
+            response = self._gateway.handle_request(method=method, path=path, headers=headers, body=body or None)
+        except self._gateway_error as error:
+            return self._encode(error.CODE, dict(error.headers), error.body)
+        out = dict(response["headers"])
+        out.update(response["multiValueHeaders"])
+        payload = response["body"]
+        if response.get("isBase64Encoded"):
+            payload = base64.b64decode(payload)
+        return self._encode(response["statusCode"], out, payload)
+
+    @staticmethod
+    def _encode(status: int, headers: dict[str, Any], body: str | bytes | None) -> Response:
+        if body is None:
+            headers["Content-Length"] = "0"
+            return status, _encode_headers(headers), b""
+        data = body if isinstance(body, bytes) else body.encode("utf-8")
+        content_type = headers.pop("Content-Type", "application/json")
+        return status, [(b"content-length", str(len(data)).encode()), (b"content-type", content_type.encode("latin-1")),
+                        *_encode_headers(headers)], data
