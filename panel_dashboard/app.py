@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import panel as pn
 
-from panel_dashboard.layout import build
+from panel_dashboard.layout import serve
 
 pn.extension("tabulator", notifications=False, sizing_mode="stretch_width")
-build().servable()
+serve()

@@ -1,13 +1,36 @@
-"""Bokeh figures over ColumnDataSources: a refresh streams/patches or replaces ``source.data``, never
-rebuilds the figure."""
+"""Bokeh plots over ColumnDataSources: a refresh streams/patches or replaces ``source.data``, never
+rebuilds the plot.
+
+The plots are assembled from Bokeh's models directly (``Plot`` + axes, grids, glyph renderers)
+rather than with ``bokeh.plotting.figure``: every session builds them, and ``figure`` adds a
+selection, hover and muted copy of each glyph plus a default toolbar, none of which these read-only
+charts use. Charts that show the same dates (volume and approval) share one x range, ticker and
+formatter: fewer models to create, serialise and send, and the two x axes stay aligned.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
-from bokeh.models import ColumnDataSource, HoverTool, LinearAxis, NumeralTickFormatter, Range1d
+from bokeh.models import (
+    BasicTicker,
+    ColumnDataSource,
+    DataRange1d,
+    DatetimeAxis,
+    DatetimeTicker,
+    DatetimeTickFormatter,
+    Grid,
+    HoverTool,
+    Line,
+    LinearAxis,
+    NumeralTickFormatter,
+    Plot,
+    Range1d,
+    Scatter,
+    VBar,
+)
 from bokeh.models.annotations import Title
-from bokeh.plotting import figure
 
 from panel_dashboard.state import SourceUpdate
 
@@ -16,47 +39,63 @@ RED = "#d1242f"
 GREEN = "#1a7f37"
 
 
-def _base(title: str, height: int) -> Any:
-    fig = figure(title=title, height=height, sizing_mode="stretch_width", x_axis_type="datetime",
-                 toolbar_location=None, tools="")
-    if isinstance(fig.title, Title):
-        fig.title.text_font_size = "13px"
-    fig.grid.grid_line_alpha = 0.3
-    fig.outline_line_color = None
-    return fig
+@dataclass
+class DateAxis:
+    """An x range, ticker and formatter that several plots of the same dates share."""
+
+    x_range: DataRange1d = field(default_factory=DataRange1d)
+    ticker: DatetimeTicker = field(default_factory=DatetimeTicker)
+    formatter: DatetimeTickFormatter = field(default_factory=DatetimeTickFormatter)
+
+
+def _plot(title: str, height: int, dates: DateAxis, y_range: Any = None, y_format: str | None = None) -> Any:
+    plot = Plot(title=Title(text=title, text_font_size="13px"), height=height, sizing_mode="stretch_width",
+                x_range=dates.x_range, y_range=y_range or DataRange1d(), toolbar_location=None,
+                outline_line_color=None)
+    y_ticker = BasicTicker()
+    y_axis = LinearAxis(ticker=y_ticker)
+    if y_format is not None:  # Bokeh's stubs type the property narrower than it is (any TickFormatter)
+        y_axis.formatter = NumeralTickFormatter(format=y_format)  # type: ignore[assignment]
+    plot.add_layout(DatetimeAxis(ticker=dates.ticker, formatter=dates.formatter), "below")
+    plot.add_layout(y_axis, "left")
+    plot.add_layout(Grid(dimension=0, ticker=dates.ticker, grid_line_alpha=0.3))
+    plot.add_layout(Grid(dimension=1, ticker=y_ticker, grid_line_alpha=0.3))
+    return plot
 
 
 def realtime_chart(source: ColumnDataSource) -> Any:
-    fig = _base("Realtime: transactions per minute (bars) and decline rate % (line)", 260)
-    fig.vbar(x="minute", top="txn_count", width=50_000, source=source, color=BLUE, alpha=0.7)
-    fig.yaxis[0].axis_label = "transactions"
-    fig.extra_y_ranges = {"rate": Range1d(start=0, end=100)}
-    fig.add_layout(LinearAxis(y_range_name="rate", axis_label="decline %"), "right")
-    fig.line(x="minute", y="decline_rate", source=source, color=RED, line_width=2, y_range_name="rate")
-    fig.add_tools(HoverTool(tooltips=[("minute", "@minute{%H:%M}"), ("transactions", "@txn_count"),
-                                      ("declined", "@declined_count"), ("decline %", "@decline_rate{0.00}")],
-                            formatters={"@minute": "datetime"}))
-    return fig
+    plot = _plot("Realtime: transactions per minute (bars) and decline rate % (line)", 260, DateAxis())
+    plot.left[0].axis_label = "transactions"
+    plot.extra_y_ranges = {"rate": Range1d(start=0, end=100)}
+    plot.add_layout(LinearAxis(y_range_name="rate", axis_label="decline %"), "right")
+    plot.add_glyph(source, VBar(x="minute", top="txn_count", width=50_000, fill_color=BLUE, line_color=BLUE,
+                                fill_alpha=0.7, line_alpha=0.7))
+    plot.add_glyph(source, Line(x="minute", y="decline_rate", line_color=RED, line_width=2), y_range_name="rate")
+    plot.add_tools(HoverTool(tooltips=[("minute", "@minute{%H:%M}"), ("transactions", "@txn_count"),
+                                       ("declined", "@declined_count"), ("decline %", "@decline_rate{0.00}")],
+                             formatters={"@minute": "datetime"}))
+    return plot
 
 
-def volume_chart(source: ColumnDataSource, title: str = "Gross volume (USD) per day") -> Any:
-    fig = _base(title, 240)
-    fig.vbar(x="date", top="gross", width=60_000_000, source=source, color=GREEN, alpha=0.8)
-    fig.yaxis.formatter = NumeralTickFormatter(format="$0.0a")
-    fig.add_tools(HoverTool(tooltips=[("date", "@date{%F}"), ("gross", "@gross{$0,0.00}")],
-                            formatters={"@date": "datetime"}))
-    return fig
+def volume_chart(source: ColumnDataSource, title: str = "Gross volume (USD) per day",
+                 dates: DateAxis | None = None) -> Any:
+    plot = _plot(title, 240, dates or DateAxis(), y_format="$0.0a")
+    plot.add_glyph(source, VBar(x="date", top="gross", width=60_000_000, fill_color=GREEN, line_color=GREEN,
+                                fill_alpha=0.8, line_alpha=0.8))
+    plot.add_tools(HoverTool(tooltips=[("date", "@date{%F}"), ("gross", "@gross{$0,0.00}")],
+                             formatters={"@date": "datetime"}))
+    return plot
 
 
-def approval_chart(source: ColumnDataSource, title: str = "Approval rate per day") -> Any:
-    fig = _base(title, 240)
-    fig.y_range = Range1d(start=0, end=1)  # a rate: 0..100 %, never an auto-padded 150 %
-    fig.line(x="date", y="approval", source=source, color=BLUE, line_width=2)
-    fig.scatter(x="date", y="approval", source=source, color=BLUE, size=5)
-    fig.yaxis.formatter = NumeralTickFormatter(format="0.0%")
-    fig.add_tools(HoverTool(tooltips=[("date", "@date{%F}"), ("approval", "@approval{0.00%}")],
-                            formatters={"@date": "datetime"}))
-    return fig
+def approval_chart(source: ColumnDataSource, title: str = "Approval rate per day",
+                   dates: DateAxis | None = None) -> Any:
+    # A rate: 0..100 %, never an auto-padded 150 %.
+    plot = _plot(title, 240, dates or DateAxis(), y_range=Range1d(start=0, end=1), y_format="0.0%")
+    plot.add_glyph(source, Line(x="date", y="approval", line_color=BLUE, line_width=2))
+    plot.add_glyph(source, Scatter(x="date", y="approval", fill_color=BLUE, line_color=BLUE, size=5))
+    plot.add_tools(HoverTool(tooltips=[("date", "@date{%F}"), ("approval", "@approval{0.00%}")],
+                             formatters={"@date": "datetime"}))
+    return plot
 
 
 def series_columns(rows: list[Any]) -> dict[str, list[Any]]:
@@ -71,9 +110,12 @@ def series_columns(rows: list[Any]) -> dict[str, list[Any]]:
 
 
 def apply_update(source: ColumnDataSource, update: SourceUpdate) -> None:
-    """Send ``update`` (see ``state.source_update``) to the browser: a few rows or cells, not the whole data."""
+    """Send ``update`` (see ``state.source_update``) to the browser: a few rows or cells, not the whole data.
+
+    ``update`` may be shared by several sessions: its lists are copied, never handed to a source (a
+    source's later ``stream`` extends its lists in place)."""
     if update.replace is not None:
-        source.data = update.replace
+        source.data = {name: list(values) for name, values in update.replace.items()}
         return
     if update.stream:
         source.stream(dict(update.stream.items()), rollover=update.rollover)  # a dict of the expected type

@@ -1,10 +1,17 @@
 # mypy: disable-error-code="no-untyped-call"
-"""Assembles one session's dashboard: header status, stale banner, four pages, one shared poller."""
+"""Assembles one session's dashboard: header status, stale banner, four pages fed by the process's poller.
+
+Only what the first page needs is built when a session starts: the header, the banner and the
+overview, already holding the poller's latest data. The merchants, alerts and query pages are built
+the first time their tab is opened (``Dashboard.open_tab``).
+"""
 
 from __future__ import annotations
 
 import html
+import logging
 import threading
+from collections.abc import Callable
 from typing import Any, Final
 
 import panel as pn
@@ -14,85 +21,147 @@ from panel_dashboard.pages.alerts import AlertsPage
 from panel_dashboard.pages.merchants import MerchantsPage
 from panel_dashboard.pages.overview import OverviewPage
 from panel_dashboard.pages.query import QueryPage
-from panel_dashboard.poller import SessionPoller
+from panel_dashboard.poller import SHARE, SharedPoller, Snapshot
 from panel_dashboard.settings import DashboardSettings
 from panel_dashboard.state import Status
-from panel_dashboard.style import html_pane
+from panel_dashboard.style import TextBox
+
+log = logging.getLogger(__name__)
 
 TITLE: Final = "DataForge — payments"
+TABS: Final = ("Overview", "Merchants", "Alerts", "Query")
 
 _shared_lock = threading.Lock()
-_shared_client: ApiClient | None = None
-_shared_settings: DashboardSettings | None = None
+_shared: tuple[DashboardSettings, ApiClient, SharedPoller] | None = None
 
 
-def shared() -> tuple[DashboardSettings, ApiClient]:
-    """Settings (read once per process) and the process-wide API client (one connection pool)."""
-    global _shared_client, _shared_settings
+def shared() -> tuple[DashboardSettings, ApiClient, SharedPoller]:
+    """Settings (read once per process), the process-wide API client (one connection pool) and the
+    process-wide poller (one set of API reads per period, whatever the number of sessions)."""
+    global _shared
     with _shared_lock:
-        if _shared_settings is None or _shared_client is None:
-            _shared_settings = DashboardSettings.from_env()
-            _shared_client = ApiClient(_shared_settings.api_url, _shared_settings.api_key)
-        return _shared_settings, _shared_client
+        if _shared is None:
+            settings = DashboardSettings.from_env()
+            client = ApiClient(settings.api_url, settings.api_key)
+            _shared = (settings, client, SharedPoller(client, settings))
+        return _shared
+
+
+def indicator_html(status: Status) -> str:
+    return f'<span class="df-status" data-testid="freshness">{html.escape(status.indicator)}</span>'
+
+
+def banner_html(status: Status) -> str:
+    return f'<div class="df-stale" data-testid="stale-banner">⚠ {html.escape(status.banner)}</div>'
 
 
 class Dashboard:
-    """One browser session's dashboard. ``poller`` is the only thing that polls the API."""
+    """One browser session's dashboard; ``show`` applies a snapshot of the shared poller."""
 
-    def __init__(self, settings: DashboardSettings, client: ApiClient) -> None:
+    def __init__(self, settings: DashboardSettings, client: ApiClient, poller: SharedPoller) -> None:
         self.settings = settings
-        self.poller = SessionPoller(client, settings)
-        self.overview = OverviewPage(settings.realtime_minutes)
-        self.merchants = MerchantsPage(client, settings.series_days, self._merchants_date)
-        self.alerts = AlertsPage(client, settings.runbook_url, self._refresh_alerts)
-        self.query = QueryPage(client)
-        self.banner = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width",
-                                    css_classes=["df-stale-banner"])
-        self.indicator = html_pane('<span class="df-status" data-testid="freshness">Connecting…</span>')
-        listeners = self.poller.listeners
-        listeners.realtime.append(self.overview.on_realtime)
-        listeners.daily.extend([self.overview.on_daily, self.merchants.on_daily])
-        listeners.alerts.append(self.alerts.on_alerts)
-        listeners.status.append(self.on_status)
-        self.tabs = pn.Tabs(("Overview", self.overview.view), ("Merchants", self.merchants.view),
-                            ("Alerts", self.alerts.view), ("Query", self.query.view),
-                            dynamic=True, sizing_mode="stretch_width")  # only the visible tab is rendered
+        self.client = client
+        self.poller = poller
+        snapshot = poller.current()
+        self.indicator = TextBox(indicator_html(snapshot.status))
+        self.banner = TextBox(banner_html(snapshot.status), visible=snapshot.status.stale,
+                              sizing_mode="stretch_width")
+        self.overview = OverviewPage()
+        self.merchants: MerchantsPage | None = None
+        self.alerts: AlertsPage | None = None
+        self.query: QueryPage | None = None
+        self._pages: list[Callable[[Snapshot], None]] = [self.overview.show]
+        self._status = snapshot.status
+        self._token: int | None = None
+        self.overview.show(snapshot)
+        # Hidden tabs start as empty placeholders; their page is built when the tab is first opened.
+        self._slots = [pn.Column(self.overview.view, sizing_mode="stretch_width"),
+                       *(pn.Column(sizing_mode="stretch_width") for _ in TABS[1:])]
+        self.tabs = pn.Tabs(*zip(TABS, self._slots, strict=True), dynamic=True, sizing_mode="stretch_width")
+        self.tabs.param.watch(lambda event: self.open_tab(event.new), "active")
 
-    def on_status(self, status: Status) -> None:
-        text = html.escape(status.indicator)
-        self.indicator.object = f'<span class="df-status" data-testid="freshness">{text}</span>'
-        if status.stale:
-            self.banner.object = f'<span data-testid="stale-banner">⚠ {html.escape(status.banner)}</span>'
-        if self.banner.visible != status.stale:
-            self.banner.visible = status.stale
+    # --- data -----------------------------------------------------------------------------------
+    def show(self, snapshot: Snapshot) -> None:
+        status = snapshot.status
+        if status != self._status:
+            self._status = status
+            self.indicator.set(indicator_html(status))
+            if status.stale:
+                self.banner.set(banner_html(status))
+            self.banner.show(status.stale)
+        for show in self._pages:
+            show(snapshot)
 
-    def _merchants_date(self, day: str | None) -> None:
-        if day != self.poller.merchants_date:
-            self.poller.merchants_date = day
-            self.poller.request_daily()
-            pn.state.execute(self.poller.tick)
+    # --- pages ----------------------------------------------------------------------------------
+    def open_tab(self, index: int) -> None:
+        """Build the page of tab ``index`` the first time it is opened."""
+        view: Any = None
+        if index == 1 and self.merchants is None:
+            self.merchants = MerchantsPage(self.client, self.settings.series_days,
+                                           SHARE * self.settings.daily_refresh_seconds)
+            self._pages.append(self.merchants.show)
+            self.merchants.show(self.poller.current())
+            view = self.merchants.view
+        elif index == 2 and self.alerts is None:
+            self.alerts = AlertsPage(self.client, self.settings.runbook_url, self.poller.request_alerts)
+            self._pages.append(self.alerts.show)
+            self.alerts.show(self.poller.current())
+            view = self.alerts.view
+        elif index == 3 and self.query is None:
+            self.query = QueryPage(self.client)
+            pn.state.execute(self.query.load_catalog)
+            view = self.query.view
+        if view is not None:
+            self._slots[index].objects = [view]
 
-    def _refresh_alerts(self) -> None:
-        self.poller.request_alerts()
-        pn.state.execute(self.poller.tick)
-
+    # --- session lifecycle ----------------------------------------------------------------------
     def template(self) -> Any:
         # Bootstrap, not Fast: the Fast design always loads a Google font, which stalls the first
-        # render for the full network timeout where the browser has no internet access.
-        template = pn.template.BootstrapTemplate(
-            title=TITLE, header=[self.indicator], main=[self.banner, self.tabs],
-            header_background="#0b3d91", collapsed_sidebar=True,
+        # render for the full network timeout where the browser has no internet access. No busy
+        # indicator: Panel's is process-wide (every session's spinner flips whenever any session
+        # runs a callback), which made it the largest server cost of a refresh with many sessions.
+        return pn.template.BootstrapTemplate(
+            title=TITLE, header=[self.indicator.pane], main=[self.banner.pane, self.tabs],
+            header_background="#0b3d91", collapsed_sidebar=True, busy_indicator=None,
         )
-        return template
 
-    def start(self) -> None:
-        self.poller.start()
-        pn.state.execute(self.query.load_catalog)
+    def attach(self) -> None:
+        """Receive the poller's snapshots while the session lives (updates run under its document lock)."""
+        doc = pn.state.curdoc
+        if doc is None or doc.session_context is None or doc.session_context.server_context is None:
+            return  # no served session (a test, or the document ``panel serve --warm`` renders once)
+
+        def deliver(snapshot: Snapshot) -> None:
+            doc.add_next_tick_callback(lambda: self.show(snapshot))
+
+        self._token = self.poller.subscribe(deliver)
+        pn.state.on_session_destroyed(lambda _ctx: self.detach())
+        self.poller.ensure_running()
+
+    def detach(self) -> None:
+        if self._token is not None:
+            self.poller.unsubscribe(self._token)
+            self._token = None
 
 
 def build() -> Any:
-    """A new session's page (called once per browser session by ``app.py``)."""
-    settings, client = shared()
-    dashboard = Dashboard(settings, client)
-    pn.state.onload(dashboard.start)
+    """A new session's page."""
+    settings, client, poller = shared()
+    dashboard = Dashboard(settings, client, poller)
+    dashboard.attach()
     return dashboard.template()
+
+
+def serve() -> None:
+    """Make this session's page servable (called once per browser session by ``app.py``).
+
+    Under one freeze of the document's model graph: Bokeh recomputes the graph (visiting every
+    property of every model) whenever a freeze ends, and the template adds its roots one by one, so
+    without the outer freeze a new session paid for about ten full recomputations instead of one.
+    """
+    doc = pn.state.curdoc
+    if doc is None:
+        build().servable()
+        return
+    with doc.models.freeze():
+        build().servable()

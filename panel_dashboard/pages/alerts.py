@@ -13,7 +13,7 @@ import panel as pn
 from panel_dashboard.client import ApiClient
 from panel_dashboard.errors import ApiError, ApiUnavailableError
 from panel_dashboard.models import Alert
-from panel_dashboard.poller import AlertsData
+from panel_dashboard.poller import AlertsData, Snapshot
 from panel_dashboard.state import fingerprint, runbook_link
 from panel_dashboard.style import html_pane
 
@@ -43,6 +43,7 @@ class AlertsPage:
         self._signature: tuple[str, ...] = ()
         self._title = ""
         self._recent_print = ""
+        self._version = 0
         self.who = pn.widgets.TextInput(name="Acknowledge as", value="on-call", width=220)
         self.message = html_pane("", sizing_mode="stretch_width")
         self.open_list = pn.Column(html_pane("<i>Loading alerts…</i>"), sizing_mode="stretch_width")
@@ -54,7 +55,13 @@ class AlertsPage:
                               html_pane("<h3>Recent (acknowledged and resolved)</h3>"), self.recent,
                               sizing_mode="stretch_width")
 
-    def on_alerts(self, data: AlertsData) -> None:
+    def show(self, snapshot: Snapshot) -> None:
+        self.on_alerts(snapshot.alerts)
+
+    def on_alerts(self, data: AlertsData | None) -> None:
+        if data is None or data.version == self._version:
+            return
+        self._version = data.version
         title = f'<h3>Open alerts <span data-testid="open-count">({len(data.open)})</span></h3>'
         if title != self._title:
             self._title = title

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import html
 from datetime import date, timedelta
 from typing import Any
 
@@ -13,11 +13,11 @@ import panel as pn
 from bokeh.models import ColumnDataSource
 from bokeh.models.widgets.tables import NumberFormatter
 
-from panel_dashboard.charts import approval_chart, series_columns, volume_chart
+from panel_dashboard.charts import DateAxis, approval_chart, series_columns, volume_chart
 from panel_dashboard.client import ApiClient
 from panel_dashboard.errors import ApiError, ApiUnavailableError
 from panel_dashboard.models import DailyKpi
-from panel_dashboard.poller import DailyData
+from panel_dashboard.poller import DailyData, Snapshot
 from panel_dashboard.state import fingerprint, to_decimal
 from panel_dashboard.style import html_pane
 
@@ -48,10 +48,14 @@ def filter_frame(frame: pd.DataFrame, text: str, country: str, channel: str) -> 
 
 
 class MerchantsPage:
-    def __init__(self, client: ApiClient, series_days: int, on_date: Callable[[str | None], None]) -> None:
+    """Built when its tab is first opened. The latest day's rows come with the shared daily data; an
+    earlier day chosen in the date list is read for this session alone (through the client's cache)."""
+
+    def __init__(self, client: ApiClient, series_days: int, daily_ttl: float) -> None:
         self.client = client
         self.series_days = series_days
-        self._on_date = on_date
+        self.daily_ttl = daily_ttl
+        self._latest: DailyData | None = None
         self.frame = merchants_frame([])
         self.day = pn.widgets.Select(name="Date", options=[], width=140)
         self.search = pn.widgets.TextInput(name="Merchant", placeholder="search merchant id", width=200)
@@ -66,10 +70,11 @@ class MerchantsPage:
         self.detail_title = html_pane("<i>Select a row to drill down into a merchant.</i>",
                                          sizing_mode="stretch_width")
         self.detail_source = ColumnDataSource(series_columns([]))
+        days = DateAxis()
         self.detail = pn.Column(self.detail_title,
-                                pn.Row(pn.pane.Bokeh(volume_chart(self.detail_source, "Merchant gross volume (USD)"),
-                                                     sizing_mode="stretch_width"),
-                                       pn.pane.Bokeh(approval_chart(self.detail_source, "Merchant approval rate"),
+                                pn.Row(pn.pane.Bokeh(volume_chart(self.detail_source, "Merchant gross volume (USD)",
+                                                                  days), sizing_mode="stretch_width"),
+                                       pn.pane.Bokeh(approval_chart(self.detail_source, "Merchant approval rate", days),
                                                      sizing_mode="stretch_width"),
                                        sizing_mode="stretch_width"),
                                 sizing_mode="stretch_width")
@@ -82,17 +87,29 @@ class MerchantsPage:
         self._pending: asyncio.Task[None] | None = None
         self._print = ""
 
-    def on_daily(self, daily: DailyData) -> None:
+    def show(self, snapshot: Snapshot) -> None:
+        self.on_daily(snapshot.daily)
+
+    def on_daily(self, daily: DailyData | None) -> None:
+        if daily is None or (self._latest is not None and daily.version == self._latest.version):
+            return
+        self._latest = daily
         dates = sorted({r["event_date"] for r in daily.series if r["merchant_id"] == "*"}, reverse=True)
         if dates and list(self.day.options) != dates:
             current = self.day.value
             self.day.options = dates
-            self.day.value = current if current in dates else dates[0]
-        printed = fingerprint(daily.merchants)
+            self.day.value = current if current in dates else dates[0]  # may show the rows (_date_changed)
+        if self.day.value in (None, daily.latest_date):
+            self._show_rows(daily.merchants)
+        else:
+            self._load(str(self.day.value))  # an earlier day stays chosen: refresh its rows too
+
+    def _show_rows(self, rows: list[DailyKpi]) -> None:
+        printed = fingerprint(rows)
         if printed == self._print:
             return  # same rows: keep the table (and the user's filters) as they are
         self._print = printed
-        self.frame = merchants_frame(daily.merchants)
+        self.frame = merchants_frame(rows)
         countries = [ALL, *sorted(set(self.frame["country"]))]
         channels = [ALL, *sorted(set(self.frame["channel"]))]
         if list(self.country.options) != countries:
@@ -106,7 +123,24 @@ class MerchantsPage:
                                         self.channel.value or ALL)
 
     def _date_changed(self, event: Any) -> None:
-        self._on_date(event.new)
+        day = event.new
+        if self._latest is not None and day == self._latest.latest_date:
+            self._show_rows(self._latest.merchants)
+        elif day:
+            self._load(str(day))
+
+    def _load(self, day: str) -> None:
+        async def load() -> None:
+            try:
+                rows = await self.client.merchants(day, attempts=2, ttl=self.daily_ttl)
+            except (ApiError, ApiUnavailableError) as exc:
+                self.detail_title.object = (f"<span class='df-error'>Merchants of {html.escape(day)}: could not load "
+                                            f"({html.escape(str(exc))})</span>")
+                return
+            if self.day.value == day:  # still the chosen day
+                self._show_rows(rows)
+
+        pn.state.execute(load)
 
     async def _clicked(self, event: Any) -> None:
         frame = self.table.value

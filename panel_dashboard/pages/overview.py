@@ -9,11 +9,10 @@ from typing import Any
 import panel as pn
 from bokeh.models import ColumnDataSource
 
-from panel_dashboard.charts import apply_update, approval_chart, realtime_chart, series_columns, volume_chart
-from panel_dashboard.models import Realtime
-from panel_dashboard.poller import DailyData
-from panel_dashboard.state import KPI_CARDS, MinuteBuffer, fingerprint, format_change, source_update
-from panel_dashboard.style import html_pane
+from panel_dashboard.charts import DateAxis, apply_update, approval_chart, realtime_chart, series_columns, volume_chart
+from panel_dashboard.poller import DailyData, RealtimeView, Snapshot
+from panel_dashboard.state import KPI_CARDS, MinuteBuffer, format_change
+from panel_dashboard.style import TextBox
 
 
 def cards_html(summary: Any) -> str:
@@ -36,44 +35,43 @@ def cards_html(summary: Any) -> str:
 
 
 class OverviewPage:
-    def __init__(self, realtime_minutes: int) -> None:
-        self.buffer = MinuteBuffer(realtime_minutes)
-        self.cards = html_pane(cards_html(None), sizing_mode="stretch_width")
-        self._realtime_columns = self.buffer.columns()
-        self._realtime_print = ""
-        self._cards_print = ""
-        self._series_print = ""
-        self.realtime_source = ColumnDataSource(self._realtime_columns)
+    """The first page a session shows. Built with the poller's latest data, so the first render
+    already carries the KPI numbers and the realtime minutes; afterwards only new versions of the
+    shared data reach it (``show``)."""
+
+    def __init__(self) -> None:
+        self.cards = TextBox(cards_html(None), sizing_mode="stretch_width")
+        self._realtime_version = 0
+        self._daily_version = 0
+        self.realtime_source = ColumnDataSource(MinuteBuffer(1).columns())
         self.series_source = ColumnDataSource(series_columns([]))
+        days = DateAxis()
         self.view = pn.Column(
-            self.cards,
+            self.cards.pane,
             pn.pane.Bokeh(realtime_chart(self.realtime_source), sizing_mode="stretch_width"),
-            pn.Row(pn.pane.Bokeh(volume_chart(self.series_source), sizing_mode="stretch_width"),
-                   pn.pane.Bokeh(approval_chart(self.series_source), sizing_mode="stretch_width"),
+            pn.Row(pn.pane.Bokeh(volume_chart(self.series_source, dates=days), sizing_mode="stretch_width"),
+                   pn.pane.Bokeh(approval_chart(self.series_source, dates=days), sizing_mode="stretch_width"),
                    sizing_mode="stretch_width"),
             sizing_mode="stretch_width",
         )
 
-    def on_realtime(self, realtime: Realtime) -> None:
-        """Merge the minutes; when they changed, stream the new minutes and patch the changed cells."""
-        printed = fingerprint(realtime["items"])
-        if printed == self._realtime_print:
-            return  # same minutes as last tick: nothing to send
-        self._realtime_print = printed
-        self.buffer.merge(realtime["items"])
-        columns = self.buffer.columns()
-        update = source_update(self._realtime_columns, columns, "minute")
-        self._realtime_columns = columns
-        if not update.empty:
-            apply_update(self.realtime_source, update)
+    def show(self, snapshot: Snapshot) -> None:
+        self.on_realtime(snapshot.realtime)
+        self.on_daily(snapshot.daily)
 
-    def on_daily(self, daily: DailyData) -> None:
-        cards = cards_html(daily.summary)
-        if cards != self._cards_print:
-            self._cards_print = cards
-            self.cards.object = cards
-        totals = [r for r in daily.series if r["merchant_id"] == "*"]
-        printed = fingerprint(totals)
-        if printed != self._series_print:
-            self._series_print = printed
-            self.series_source.data = series_columns(totals)
+    def on_realtime(self, realtime: RealtimeView | None) -> None:
+        """The next version: its delta (new minutes streamed, changed cells patched); further: all of it."""
+        if realtime is None or realtime.version == self._realtime_version:
+            return
+        if realtime.version == self._realtime_version + 1 and self._realtime_version:
+            apply_update(self.realtime_source, realtime.delta)
+        else:
+            self.realtime_source.data = {name: list(values) for name, values in realtime.columns.items()}
+        self._realtime_version = realtime.version
+
+    def on_daily(self, daily: DailyData | None) -> None:
+        if daily is None or daily.version == self._daily_version:
+            return
+        self._daily_version = daily.version
+        self.cards.set(cards_html(daily.summary))
+        self.series_source.data = series_columns([r for r in daily.series if r["merchant_id"] == "*"])

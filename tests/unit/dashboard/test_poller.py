@@ -10,13 +10,13 @@ from datetime import UTC, date, datetime, timedelta
 import httpx
 
 from panel_dashboard.client import ApiClient
-from panel_dashboard.poller import KPI_LOOKBACK_WINDOWS, DailyData, SessionPoller
+from panel_dashboard.poller import KPI_LOOKBACK_WINDOWS, DailyData, SharedPoller
 from panel_dashboard.settings import DashboardSettings
 
 TODAY = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
-def _read_daily_in_own_loop(poller: SessionPoller) -> DailyData:
+def _read_daily_in_own_loop(poller: SharedPoller) -> DailyData:
     """In a thread of its own: the browser tier's Playwright may hold a running loop in this one."""
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, poller._read_daily()).result()
@@ -29,7 +29,7 @@ def _total(day: date) -> dict[str, object]:
             "unique_accounts": 1}
 
 
-def _poller(days: list[date]) -> tuple[SessionPoller, list[tuple[str, str]]]:
+def _poller(days: list[date]) -> tuple[SharedPoller, list[tuple[str, str]]]:
     ranges: list[tuple[str, str]] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -45,7 +45,7 @@ def _poller(days: list[date]) -> tuple[SessionPoller, list[tuple[str, str]]]:
 
     client = ApiClient("http://api.test", "key", transport=httpx.MockTransport(handler))
     settings = DashboardSettings(api_url="http://api.test", api_key="key", series_days=30)
-    return SessionPoller(client, settings, clock=lambda: TODAY), ranges
+    return SharedPoller(client, settings, clock=lambda: TODAY), ranges
 
 
 def test_recent_kpis_take_one_request() -> None:
