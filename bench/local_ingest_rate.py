@@ -1,17 +1,25 @@
 """End-to-end local ingest rate: Kafka -> local event source mapping -> MSK landing handler -> embedded S3.
 
 Starts its own moto server and Kafka broker (in a temporary folder), bootstraps the lake, produces
-``--count`` generated events (idempotent producer, acks=all; timed separately), then runs the ESM with
-the real handler until the group has committed everything, and reconciles bronze + quarantine with
-what was produced. The rate is records / (first batch consumed -> last commit).
+``--count`` generated events (idempotent producer, acks=all; timed separately), then runs
+``--consumers`` event source mappings in one consumer group, each in its own process with the real
+handler (as the managed MSK mapping runs up to one concurrent invocation per partition), until the
+group has committed everything, and reconciles bronze + quarantine with what was produced. The rate
+is records / (first batch handed to a handler -> last handler return, over all consumers). Each
+consumer also prints where its time went (consume, MSK event + handler + S3 puts, commits; its consume
+time includes the final idle wait). With ``--consumers 2`` the second process joins a group the
+first already consumes from: the cooperative rebalance that moves partitions to it is part of the
+measured window.
 
 Usage: .venv/bin/python bench/local_ingest_rate.py [--count 1000000] [--batch-size 10000]
+                                                    [--partitions 4] [--consumers 1]
 Goal: >= 50,000 events/s.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import tempfile
 import time
@@ -42,11 +50,33 @@ def count_lines(s3: Any, bucket: str) -> tuple[int, int]:
     return objects, lines
 
 
+def consume(bootstrap_servers: str, batch_size: int, env: dict[str, str], results: Any) -> None:
+    """One consumer process: the real handler behind a local ESM, run until the group is idle."""
+    os.environ.update(env)
+    from lambdas.msk_landing.handler import handler, logger
+
+    logger.setLevel("WARNING")
+    window = {"first": 0.0, "last": 0.0}
+
+    def timed(event: dict[str, Any], context: Any) -> Any:
+        window["first"] = window["first"] or time.monotonic()  # (system-wide clock: comparable across processes)
+        result = handler(event, context)
+        window["last"] = time.monotonic()
+        return result
+
+    config = EsmConfig(bootstrap_servers, (TRANSACTIONS_TOPIC,), group_id="bench", batch_size=batch_size,
+                       batching_window=0.5)
+    stats = LocalEventSourceMapping(config, timed).run(until_idle=5.0)
+    results.put((stats.records, stats.invocations, stats.failures, window["first"], window["last"],
+                 stats.consume_seconds, stats.invoke_seconds, stats.commit_seconds))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=1_000_000)
     parser.add_argument("--batch-size", type=int, default=10_000)
-    parser.add_argument("--partitions", type=int, default=3)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--consumers", type=int, default=1, help="ESM processes in the group")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="dataforge-bench-") as tmp:
@@ -87,21 +117,20 @@ def main() -> None:
             del producer  # stop its threads before the broker goes away
             expected = counter.result()
 
-            from lambdas.msk_landing.handler import handler, logger
-
-            logger.setLevel("WARNING")
-            window = {"first": 0.0, "last": 0.0}
-
-            def timed(event: dict[str, Any], context: Any) -> Any:
-                window["first"] = window["first"] or time.perf_counter()
-                result = handler(event, context)
-                window["last"] = time.perf_counter()
-                return result
-
-            config = EsmConfig(broker.bootstrap_servers, (TRANSACTIONS_TOPIC,), group_id="bench",
-                               batch_size=args.batch_size, batching_window=0.5)
-            stats = LocalEventSourceMapping(config, timed).run(until_idle=3.0)
-            seconds = window["last"] - window["first"]
+            spawn = multiprocessing.get_context("spawn")  # (no fork: librdkafka and boto3 hold threads)
+            results = spawn.Queue()
+            workers = [spawn.Process(target=consume, args=(broker.bootstrap_servers, args.batch_size, dict(os.environ),
+                                                           results)) for _ in range(args.consumers)]
+            for worker in workers:
+                worker.start()
+            outcomes = [results.get(timeout=1800) for _ in workers]
+            for worker in workers:
+                worker.join()
+            records = sum(o[0] for o in outcomes)
+            invocations = sum(o[1] for o in outcomes)
+            failures = sum(o[2] for o in outcomes)
+            busy = [o for o in outcomes if o[0]]
+            seconds = max(o[4] for o in busy) - min(o[3] for o in busy) if busy else 0.0
             lag = committed_lag(broker.bootstrap_servers, "bench", TRANSACTIONS_TOPIC)
 
             s3 = session.client("s3", endpoint_url=moto.endpoint_url)
@@ -112,11 +141,15 @@ def main() -> None:
             broker.stop()
             moto.stop()
 
-    rate = stats.records / seconds if seconds else 0.0
+    rate = records / seconds if seconds else 0.0
     print(f"produced                {expected.total:,} events in {produce_seconds:.1f}s "
           f"({expected.total / produce_seconds:,.0f}/s; {expected.invalid:,} invalid, {expected.duplicates:,} dup)")
-    print(f"ingested                {stats.records:,} records in {stats.invocations} invocations, "
-          f"{seconds:.1f}s, {stats.failures} failed attempts, committed lag {lag}")
+    print(f"ingested                {records:,} records in {invocations} invocations by {args.consumers} "
+          f"consumers ({', '.join(f'{o[0]:,}' for o in outcomes)}), {seconds:.1f}s, {failures} failed attempts, "
+          f"committed lag {lag}")
+    for number, outcome in enumerate(outcomes, 1):
+        print(f"consumer {number}              {outcome[0]:,} records; seconds in consume {outcome[5]:.1f}, "
+              f"MSK event + handler {outcome[6]:.1f}, commit {outcome[7]:.1f}")
     print(f"bronze                  {bronze_lines:,} lines in {bronze_objects} objects (expected {expected.valid:,})")
     print(f"quarantine              {quarantine_lines:,} lines in {quarantine_objects} objects "
           f"(expected {expected.invalid:,})")

@@ -100,6 +100,10 @@ class EsmStats:
     refused_commits: int = 0
     rebalances: int = 0
     seconds: float = 0.0
+    # where the time went: waiting for/decoding Kafka messages, building events + the handler, commits
+    consume_seconds: float = 0.0
+    invoke_seconds: float = 0.0
+    commit_seconds: float = 0.0
 
 
 def msk_record(message: Any) -> dict[str, Any]:
@@ -185,16 +189,24 @@ class LocalEventSourceMapping:
         started = time.monotonic()
         self._idle_since = started
         try:
+            clock = time.perf_counter
+            stats = self.stats
             while stop is None or not stop.is_set():
+                polled = clock()
                 messages = consumer.consume(num_messages=cfg.batch_size, timeout=cfg.batching_window)
                 batch = self._usable(messages)
+                invoked = clock()
+                stats.consume_seconds += invoked - polled
                 if not batch:
                     if (until_idle is not None and self._assigned
                             and time.monotonic() - self._idle_since >= until_idle):
                         break
                     continue
                 self._invoke(batch)
+                committed = clock()
                 self._commit(batch)
+                stats.invoke_seconds += committed - invoked
+                stats.commit_seconds += clock() - committed
                 self._idle_since = time.monotonic()
         finally:
             self.stats.seconds = time.monotonic() - started
