@@ -25,8 +25,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Final, Self
+from typing import Final
 from xml.sax.saxutils import quoteattr
 
 from confluent_kafka import KafkaError, KafkaException
@@ -34,8 +33,9 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic  # where it is defined (the admin module does not re-export it)
 
 from dataforge.errors import ServiceError
-from dataforge.local import LOCALHOST, free_port, pid_alive, port_open, spawn, tail, terminate_group
+from dataforge.local import LOCALHOST, free_port, port_open, spawn, tail
 from dataforge.local.maven import resolve_jars
+from dataforge.local.process import ManagedProcess
 from dataforge.paths import logs_dir as default_logs_dir
 from dataforge.paths import state_dir
 
@@ -210,7 +210,7 @@ def log4j2_config(log_file: Path) -> str:
 """
 
 
-class KafkaBroker:
+class KafkaBroker(ManagedProcess):
     """One Apache Kafka broker+controller (KRaft) on 127.0.0.1, as a child process.
 
     ``start()`` returns once the JVM is launched; ``wait_ready()`` blocks until it serves metadata.
@@ -226,6 +226,11 @@ class KafkaBroker:
         properties: ``server.properties`` overrides, applied last.
     """
 
+    SERVICE = "Kafka broker"
+    READY_TIMEOUT_SECONDS = DEFAULT_READY_TIMEOUT
+    READY_POLL_SECONDS = 0.25
+    STOP_TIMEOUT_SECONDS = DEFAULT_STOP_TIMEOUT  # (SIGTERM: a controlled shutdown)
+
     def __init__(
         self,
         base_dir: Path | None = None,
@@ -236,6 +241,7 @@ class KafkaBroker:
         jvm_options: Sequence[str] = DEFAULT_JVM_OPTIONS,
         properties: Mapping[str, str] | None = None,
     ) -> None:
+        super().__init__()
         self.base_dir = (base_dir or state_dir() / "kafka").resolve()
         self.logs_dir = (logs_dir or default_logs_dir()).resolve()
         self.data_dir = self.base_dir / "data"
@@ -249,15 +255,10 @@ class KafkaBroker:
         self._heap = heap
         self._jvm_options = list(jvm_options)
         self._properties = dict(properties or {})
-        self._process: subprocess.Popen[bytes] | None = None
         self._port: int | None = None
         self._controller_port: int | None = None
 
     # -- properties ---------------------------------------------------------------------------
-
-    @property
-    def pid(self) -> int | None:
-        return None if self._process is None else self._process.pid
 
     @property
     def port(self) -> int:
@@ -276,16 +277,11 @@ class KafkaBroker:
         """``127.0.0.1:<port>`` of the PLAINTEXT listener."""
         return f"{LOCALHOST}:{self.port}"
 
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
     # -- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
         """Resolve the jars (cached), write the config, format the storage if new, launch the JVM."""
-        if self.running:
-            raise ServiceError(f"the Kafka broker is already running (pid {self.pid})")
+        self._ensure_not_running()
         jars = self._jars if self._jars is not None else resolve_jars(JAR_BUNDLE)
         if not jars:
             raise ServiceError("no jar to put on the Kafka broker's classpath")
@@ -321,54 +317,9 @@ class KafkaBroker:
             self.log_file,
         )
 
-    def wait_ready(self, timeout: float = DEFAULT_READY_TIMEOUT) -> None:
-        """Block until the broker answers a metadata request (AdminClient ``list_topics``).
-
-        Raises:
-            ServiceError: the JVM exited, or the broker was not ready within ``timeout`` seconds.
-        """
-        process = self._process
-        if process is None:
-            raise ServiceError("the Kafka broker has not been started")
-        started = time.monotonic()
-        deadline = started + timeout
-        while True:
-            code = process.poll()
-            if code is not None:
-                raise ServiceError(f"the Kafka broker exited with code {code} while starting.\n{self._diagnostics()}")
-            if port_open(LOCALHOST, self.port) and probe(self.bootstrap_servers, timeout=3.0):
-                logger.info("Kafka broker ready in %.1fs", time.monotonic() - started)
-                return
-            if time.monotonic() >= deadline:
-                raise ServiceError(f"the Kafka broker was not ready within {timeout:.0f}s.\n{self._diagnostics()}")
-            time.sleep(0.25)
-
-    def stop(self, timeout: float = DEFAULT_STOP_TIMEOUT) -> None:
-        """SIGTERM (controlled shutdown), then SIGKILL after ``timeout``; reaps the process group."""
-        process = self._process
-        if process is None:
-            return
-        terminate_group(process.pid, timeout=timeout, name="Kafka broker", process=process)
-        if pid_alive(process.pid):  # pragma: no cover - terminate_group raises first
-            raise ServiceError(f"the Kafka broker (pid {process.pid}) survived stop()")
-        self._process = None
-
-    def __enter__(self) -> Self:
-        self.start()
-        try:
-            self.wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def _ready(self) -> bool:
+        """The broker answers a metadata request (AdminClient ``list_topics``)."""
+        return port_open(LOCALHOST, self.port) and probe(self.bootstrap_servers, timeout=3.0)
 
     # -- internals ----------------------------------------------------------------------------
 
