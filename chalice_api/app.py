@@ -41,25 +41,25 @@ def openapi() -> dict[str, Any]:
 
 
 @app.route(f"{P}/kpis/daily", methods=["GET"], **_protected)
-@endpoint(app, runtime)
+@endpoint(app, runtime, reusable=True)
 def kpis_daily() -> dict[str, Any]:
     return handlers.daily_kpis(runtime.services(), _query())
 
 
 @app.route(f"{P}/kpis/summary", methods=["GET"], **_protected)
-@endpoint(app, runtime)
+@endpoint(app, runtime, reusable=True)
 def kpis_summary() -> dict[str, Any]:
     return handlers.summary(runtime.services(), _query())
 
 
 @app.route(f"{P}/kpis/merchants", methods=["GET"], **_protected)
-@endpoint(app, runtime)
+@endpoint(app, runtime, reusable=True)
 def kpis_merchants() -> dict[str, Any]:
     return handlers.merchants(runtime.services(), _query())
 
 
 @app.route(f"{P}/realtime", methods=["GET"], **_protected)
-@endpoint(app, runtime)
+@endpoint(app, runtime, reusable=True)
 def realtime() -> dict[str, Any]:
     return handlers.realtime(runtime.services(), _query())
 

@@ -9,7 +9,9 @@ it), so an expiry under load costs DynamoDB one query, not one per waiting clien
 entry is being reloaded (and for at most one more TTL), other callers get the expired value instead of
 waiting: one request per key and TTL pays the round trip, not everyone queued behind it.
 
-Cached values are shared between callers: treat them as read-only.
+Cached values are shared between callers: treat them as read-only. Every ``get`` is noted for
+``chalicelib.reuse`` (what a response was computed from); ``holds`` tells whether a ``get`` would now
+return a given value without loading.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
+
+from chalicelib import reuse
 
 V = TypeVar("V")
 
@@ -63,6 +67,21 @@ class TtlCache(Generic[V]):
         return self.ttl_seconds > 0 and self.max_entries > 0
 
     def get(self, key: Hashable, load: Callable[[], V]) -> V:
+        value = self._get(key, load)
+        reuse.read(self, key, value)
+        return value
+
+    def holds(self, key: Hashable, value: object) -> bool:
+        """True while ``get(key, ...)`` would return ``value`` itself without loading: the entry is fresh,
+        or stale within one more TTL while its reload is in flight. Always false when disabled."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry[1] is not value:
+                return False
+            now = self._clock()
+            return entry[0] > now or (key in self._flights and entry[0] + self.ttl_seconds > now)
+
+    def _get(self, key: Hashable, load: Callable[[], V]) -> V:
         if not self.enabled:
             return load()
         with self._lock:

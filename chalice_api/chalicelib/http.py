@@ -1,7 +1,9 @@
 """The edge between Chalice and the handlers: API-key check, JSON responses, error envelope.
 
 ``Runtime`` holds the configuration and services, built lazily on the first request (cold start)
-and replaceable in tests (``runtime.use(services)``).
+and replaceable in tests (``runtime.use(services)``). A view marked ``reusable`` records what its answer
+was computed from (``chalicelib.reuse``): its cached reads, the services it used (so the key it was
+checked against), and what the view itself declares.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import msgspec
 from chalice.app import BadRequestError as ChaliceBadRequest
 from chalice.app import Chalice, CORSConfig, Response
 
+from chalicelib import reuse
 from chalicelib.config import API_KEY_HEADER, ApiConfig
 from chalicelib.errors import ApiError, ForbiddenError, UnauthorizedError
 from chalicelib.services import Services
@@ -40,6 +43,10 @@ class Runtime:
             if self._services is None:
                 self._services = Services(ApiConfig.from_env())
             return self._services
+
+    def is_current(self, services: Services) -> bool:
+        """Whether ``services`` are still the ones requests get (no lock: one attribute read)."""
+        return self._services is services
 
     def use(self, services: Services | None) -> None:
         """Inject (tests, the local server) or reset the services."""
@@ -77,15 +84,34 @@ def check_api_key(headers: Any, expected: str | None) -> None:
         raise ForbiddenError("invalid_api_key", f"the {API_KEY_HEADER} header does not hold a valid API key")
 
 
-def endpoint(app: Chalice, runtime: Runtime, *, auth: bool = True, status: int = 200) -> Callable[[F], F]:
-    """Wrap a view: key check, JSON body, ``ApiError`` -> its status, anything else -> logged 500."""
+def endpoint(
+    app: Chalice, runtime: Runtime, *, auth: bool = True, status: int = 200, reusable: bool = False,
+) -> Callable[[F], F]:
+    """Wrap a view: key check, JSON body, ``ApiError`` -> its status, anything else -> logged 500.
+
+    ``reusable``: the view reads only through ``TtlCache`` (and ``reuse.depend``s on anything else that
+    can change its answer, the clock included), so a 200 of it may be sent again while those hold."""
 
     def decorate(view: F) -> F:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Response:
+            if not reusable:
+                return answer(*args, **kwargs)
+            reuse.start()
+            response: Response | None = None
             try:
+                response = answer(*args, **kwargs)
+                return response
+            finally:
+                reuse.finish(response is not None and response.status_code == 200)
+
+        def answer(*args: Any, **kwargs: Any) -> Response:
+            try:
+                services = runtime.services()
+                if reusable:
+                    reuse.depend(lambda: runtime.is_current(services))
                 if auth:
-                    check_api_key(getattr(app.current_request, "headers", None), runtime.services().config.api_key)
+                    check_api_key(getattr(app.current_request, "headers", None), services.config.api_key)
                 return json_response(view(*args, **kwargs), status)
             except ApiError as exc:
                 return error_response(exc.status, exc.code, exc.message)

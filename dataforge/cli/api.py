@@ -8,8 +8,11 @@ port that can be stopped and started again (clients see the API go away and come
 The server is uvicorn (event loop: uvloop, HTTP parser: httptools) in one process, so every request
 shares one read-through cache and one single-flight per key. The app is adapted to ASGI by
 ``dataforge.local.chalice_asgi.ChaliceAsgi``: Chalice's own API Gateway emulation (the one of ``chalice
-local``) on a small thread pool, so a request that waits for DynamoDB never holds up the others. The
-Lambda deployment is unchanged: this is only how the app is served locally.
+local``) on a small thread pool, so a request that waits for DynamoDB never holds up the others. A
+repeated KPI / realtime GET whose answer the app says is still the same (``chalicelib.reuse``: its cached
+pages are still the ones it read, the clock is in the same second for realtime) is answered from memory
+on the event loop, for the same target, API key value and Chalice-read headers only. The Lambda
+deployment is unchanged: this is only how the app is served locally.
 """
 
 from __future__ import annotations
@@ -46,12 +49,17 @@ def _group() -> None:
     """The analytics API (Chalice) on this machine."""
 
 
-def load_app() -> Any:
-    """The ``Chalice`` app object of ``chalice_api/app.py`` (its folder goes on ``sys.path``)."""
+def _chalice_module(name: str) -> Any:
+    """A module of the Chalice project (``app``, ``chalicelib.*``); its folder goes on ``sys.path``."""
     folder = str(project_root() / CHALICE_PROJECT)
     if folder not in sys.path:
         sys.path.insert(0, folder)
-    return importlib.import_module("app").app
+    return importlib.import_module(name)
+
+
+def load_app() -> Any:
+    """The ``Chalice`` app object of ``chalice_api/app.py``."""
+    return _chalice_module("app").app
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -72,8 +80,11 @@ def _server(chalice_app: Any) -> Any:
 
     from dataforge.local.chalice_asgi import ChaliceAsgi
 
+    # the app's record of what its responses were computed from, and the request header its views read
+    reuse, api_key_header = _chalice_module("chalicelib.reuse"), _chalice_module("chalicelib.config").API_KEY_HEADER
+    asgi = ChaliceAsgi(chalice_app, reuse=reuse, reuse_headers=(api_key_header,))
     config = uvicorn.Config(
-        ChaliceAsgi(chalice_app), lifespan="on", log_config=None, access_log=False, server_header=False,
+        asgi, lifespan="on", log_config=None, access_log=False, server_header=False,
         backlog=REQUEST_BACKLOG, timeout_keep_alive=KEEP_ALIVE_SECONDS,
         timeout_graceful_shutdown=int(STOP_TIMEOUT_SECONDS),
     )

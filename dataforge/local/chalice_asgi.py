@@ -11,6 +11,17 @@ The app runs on a small thread pool, never on the event loop: a cache miss waits
 thread while the loop keeps answering the other connections. ``app.current_request`` is made
 thread-local first (what ``chalice local`` does), so parallel requests never read each other's.
 
+Reused responses (``reuse=``, the app's ``ReusableResponses``): after the app answered a GET without a
+body with 200, ``reuse.take()`` (in the app's thread) may hand back a check that stays true while the
+app would answer the same bytes again. The response is then kept, keyed by everything of the request
+the answer depends on: the target as sent (path and query string, byte for byte) and the values of the
+headers the app reads (``reuse_headers``, e.g. its API key header) and Chalice reads (``Content-Type``,
+``Accept``). The same request again is answered on the event loop, without the thread pool, while the
+check holds; anything else (another key, a missing key, another header value or target, a request with
+a body) goes to the app as before. Only 200s are kept, so a request whose key the app refused never
+matches a kept response: an API key is always checked by the app once per distinct value, and a kept
+answer is only ever sent for the very value the app accepted.
+
 Imports only the standard library at module level (Chalice is imported when an adapter is made).
 """
 
@@ -22,7 +33,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +51,20 @@ flight) holds one, so there must be more than the requests that can wait at once
 MAX_MEMO_URLS: Final = 4096
 """Request targets whose route match is remembered (dashboards ask the same few URLs again and again)."""
 
+MAX_REUSED: Final = 4096
+"""Kept responses (distinct requests); the oldest is dropped first."""
+CHALICE_REQUEST_HEADERS: Final = (b"content-type", b"accept")
+"""Request headers Chalice's REST handler reads on a known route (415 for a JSON route, binary answers)."""
+
 Response = tuple[int, list[tuple[bytes, bytes]], bytes]
+Check = Callable[[], bool]
+
+
+class ReusableResponses(Protocol):
+    """What the app says about the response its current thread just computed (``chalicelib.reuse``)."""
+
+    def take(self) -> Check | None:
+        """A check true while the same request would get the same response (None: not reusable); clears it."""
 
 
 def thread_local_requests(chalice_app: Any) -> None:
@@ -119,7 +143,8 @@ def _gateway(chalice_app: Any) -> Any:
 class ChaliceAsgi:
     """``ChaliceAsgi(app)``: an ASGI app (HTTP and lifespan) answering as ``chalice local`` would."""
 
-    def __init__(self, chalice_app: Any, *, threads: int = DEFAULT_THREADS) -> None:
+    def __init__(self, chalice_app: Any, *, threads: int = DEFAULT_THREADS, reuse: ReusableResponses | None = None,
+                 reuse_headers: tuple[str, ...] = ()) -> None:
         from chalice.local import LocalGatewayException
 
         thread_local_requests(chalice_app)
@@ -127,6 +152,12 @@ class ChaliceAsgi:
         self._gateway_error = LocalGatewayException
         self._threads = threads
         self._executor: ThreadPoolExecutor | None = None
+        self._reuse = reuse
+        self._key_headers = tuple(dict.fromkeys([h.lower().encode("latin-1") for h in reuse_headers]
+                                                + list(CHALICE_REQUEST_HEADERS)))
+        self._reused: dict[tuple[bytes | None, ...], tuple[Response, Check]] = {}  # only touched on the loop
+        self.served_from_memory = 0
+        """Responses sent from what was kept, without the app (a count, for tests and diagnostics)."""
 
     def _pool(self) -> ThreadPoolExecutor:
         if self._executor is None:
@@ -151,10 +182,43 @@ class ChaliceAsgi:
             message = await receive()
             body += message.get("body", b"")
             more = message.get("more_body", False)
-        status, headers, payload = await asyncio.get_running_loop().run_in_executor(
-            self._pool(), self.respond, scope, body)
+        key = self._reuse_key(scope) if self._reuse is not None and scope["method"] == "GET" and not body else None
+        if key is not None:
+            kept = self._reused.get(key)
+            if kept is not None:
+                if kept[1]():
+                    self.served_from_memory += 1
+                    await self._send(send, kept[0])
+                    return
+                del self._reused[key]
+        response, check = await asyncio.get_running_loop().run_in_executor(self._pool(), self._respond, scope, body)
+        if key is not None and check is not None and response[0] == 200:
+            if len(self._reused) >= MAX_REUSED:
+                del self._reused[next(iter(self._reused))]
+            self._reused[key] = (response, check)
+        await self._send(send, response)
+
+    @staticmethod
+    async def _send(send: Send, response: Response) -> None:
+        status, headers, payload = response
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
+
+    def _reuse_key(self, scope: Scope) -> tuple[bytes | None, ...]:
+        """The request target as sent and the first value of each header a response depends on."""
+        values: dict[bytes, bytes | None] = dict.fromkeys(self._key_headers)
+        for name, value in scope["headers"]:
+            if name in values and values[name] is None:
+                values[name] = value
+        return (scope.get("raw_path") or scope["path"].encode(), scope.get("query_string", b""), *values.values())
+
+    def _respond(self, scope: Scope, body: bytes) -> tuple[Response, Check | None]:
+        """``respond``, and the app's word on reusing that response (taken in the thread that computed it)."""
+        try:
+            response = self.respond(scope, body)
+        finally:  # always taken, so a thread never carries one response's check into the next
+            check = None if self._reuse is None else self._reuse.take()
+        return response, check
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -88,3 +89,118 @@ def test_restart_on_the_same_port(api_app: Any) -> None:
         assert _served(url, "GET", "/v1/health", {})[0] == 200
     finally:
         server.stop()
+
+
+# --- responses kept by the server (chalicelib.reuse + ChaliceAsgi) ------------------------------------------
+
+REUSABLE = [
+    "/v1/kpis/daily?from=2024-01-01&to=2024-01-03",
+    "/v1/kpis/daily?from=2024-01-01&to=2024-01-03&merchant_id=m_001&limit=2",
+    "/v1/kpis/daily?from=2024-01-01&to=2024-01-03&country=DE",
+    "/v1/kpis/summary?date=2024-01-03",
+    "/v1/kpis/merchants?date=2024-01-03&limit=2",
+    "/v1/realtime?minutes=15",
+]
+OTHER_REQUESTS = [
+    {},  # 401: no key
+    {"x-api-key": "wrong"},  # 403
+    {"x-api-key": ""},  # 401: empty key
+    {"x-api-key": API_KEY.upper()},  # 403
+    {**KEY, "Content-Type": "text/plain"},  # Chalice's 415 for a JSON route
+    {**KEY, "Accept": "application/octet-stream"},  # a header Chalice reads: computed by the app again
+]
+
+
+@pytest.fixture
+def kept_api(api_app: Any) -> Iterator[tuple[str, Any]]:
+    """The API on its own server, with the ``ChaliceAsgi`` behind it (to count answers sent from memory)."""
+    from dataforge.cli.api import serve_in_thread
+
+    served = serve_in_thread(api_app, host="127.0.0.1", port=0)
+    try:
+        yield served.url, served.server.config.app
+    finally:
+        served.stop()
+
+
+def _assert_like_chalice(url: str, api_client: Any, path: str, headers: dict[str, str]) -> None:
+    expected = api_client.http.request("GET", path, headers=headers)
+    status, body, got_headers = _served(url, "GET", path, headers)
+    assert (status, body) == (expected.status_code, json.loads(expected.body) if expected.body else None)
+    for name, value in expected.headers.items():
+        if name.lower() not in {"x-amzn-requestid", "content-length"}:
+            assert got_headers.get(name.lower()) == value, name
+
+
+def test_repeated_reads_are_sent_from_memory_and_equal_fresh_answers(kept_api: tuple[str, Any],
+                                                                      api_client: Any) -> None:
+    url, asgi = kept_api
+    for path in REUSABLE:
+        for _ in range(3):  # the first is computed by the app, the next two are sent as kept
+            _assert_like_chalice(url, api_client, path, KEY)
+    assert asgi.served_from_memory == 2 * len(REUSABLE)
+
+
+@pytest.mark.parametrize("headers", OTHER_REQUESTS, ids=[str(sorted(h)) + str(len(h.get("x-api-key", "")))
+                                                          for h in OTHER_REQUESTS])
+def test_a_kept_answer_is_never_sent_for_another_key_or_request(kept_api: tuple[str, Any], api_client: Any,
+                                                                 headers: dict[str, str]) -> None:
+    url, asgi = kept_api
+    for path in REUSABLE:
+        _served(url, "GET", path, KEY)
+        _served(url, "GET", path, KEY)
+    kept = asgi.served_from_memory
+    assert kept == len(REUSABLE)
+    for path in REUSABLE:
+        _assert_like_chalice(url, api_client, path, headers)  # 401 / 403 / 415 / the same 200, by the app
+    assert asgi.served_from_memory == kept
+    status, _, _ = _served(url, "GET", REUSABLE[0] + "&limit=100", KEY)  # another target: computed again
+    assert (status, asgi.served_from_memory) == (200, kept)
+
+
+def test_the_origin_header_does_not_change_an_answer(kept_api: tuple[str, Any], api_client: Any) -> None:
+    # Chalice's CORS headers are the route's configuration, whatever the request's Origin: a kept answer
+    # sent for any Origin is the one Chalice computes for it
+    url, asgi = kept_api
+    for path in REUSABLE:
+        _served(url, "GET", path, KEY)
+        for origin in ("https://elsewhere.example", "null"):
+            _assert_like_chalice(url, api_client, path, {**KEY, "Origin": origin})
+    assert asgi.served_from_memory == 2 * len(REUSABLE)
+
+
+def test_a_kept_answer_ends_with_the_services_that_checked_its_key(kept_api: tuple[str, Any], api_app: Any,
+                                                                   api_platform: Any, api_services: Any) -> None:
+    import dataclasses
+
+    import app as chalice_app
+    from chalicelib.services import Services
+
+    url, asgi = kept_api
+    path = REUSABLE[0]
+    assert [_served(url, "GET", path, KEY)[0] for _ in range(2)] == [200, 200]
+    assert asgi.served_from_memory == 1
+    rotated = Services(dataclasses.replace(api_services.config, api_key="rotated-key"), session=api_platform.session,
+                       clock=api_services.clock)
+    chalice_app.runtime.use(rotated)
+    try:
+        status, body, _ = _served(url, "GET", path, KEY)  # the key the kept answer was checked against
+        assert (status, body["error"]["code"]) == (403, "invalid_api_key")
+        assert _served(url, "GET", path, {"x-api-key": "rotated-key"})[0] == 200
+        assert asgi.served_from_memory == 1
+    finally:
+        chalice_app.runtime.use(api_services)
+        rotated.close()
+
+
+def test_a_kept_answer_ends_with_its_cached_page(kept_api: tuple[str, Any], api_services: Any) -> None:
+    url, asgi = kept_api
+    path = "/v1/kpis/merchants?date=2024-01-02&limit=3"
+    first = _served(url, "GET", path, KEY)
+    assert _served(url, "GET", path, KEY) == first
+    assert asgi.served_from_memory == 1
+    api_services.kpis()._cache.clear()  # what the page's expiry does: a get would load again
+    assert _served(url, "GET", path, KEY) == first  # computed again by the app (same data)
+    assert asgi.served_from_memory == 1
+    assert _served(url, "GET", path, KEY) == first
+    assert asgi.served_from_memory == 2
