@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 import boto3
 import pytest
+from confluent_kafka import Producer
 
 from dataforge.bronze import decode_lines
+from dataforge.generator import GeneratedEvent
 from dataforge.local.bootstrap import bootstrap
 from dataforge.local.kafka import KafkaBroker
 from dataforge.local.moto_server import MotoServer
@@ -23,6 +26,17 @@ def lake_settings(moto_server: MotoServer, kafka_broker: KafkaBroker, aws_env: d
     settings = Settings.from_env(env)
     bootstrap(settings, boto3_session)
     return settings
+
+
+def produce_all(bootstrap_servers: str, topic: str, events: Iterable[GeneratedEvent]) -> None:
+    """Every event into ``topic`` (keyed by account, as the generator's Kafka sink does), idempotent and
+    acknowledged by all replicas; fails the test unless every one was delivered."""
+    producer = Producer({"bootstrap.servers": bootstrap_servers, "enable.idempotence": True, "acks": "all",
+                         "linger.ms": 20})
+    for event in events:
+        producer.produce(topic, key=event.key or None, value=event.value)
+        producer.poll(0)
+    assert producer.flush(60) == 0
 
 
 def read_zone(s3: Any, bucket: str) -> tuple[dict[str, bytes], list[dict[str, Any]]]:

@@ -6,7 +6,6 @@ from collections import Counter
 
 import boto3
 import pytest
-from confluent_kafka import Producer
 
 from dataforge.contract import Validator
 from dataforge.generator import GeneratorConfig, generate_events, summary
@@ -18,7 +17,7 @@ from lambdas.common.config import LandingConfig
 from lambdas.common.kafka_landing import KafkaLanding
 from lambdas.common.storage import S3ObjectStore
 from lambdas.msk_landing.handler import make_handler
-from tests.integration.ingestion.conftest import read_zone, reasons
+from tests.integration.ingestion.conftest import produce_all, read_zone, reasons
 from tests.unit.ingestion.memory_store import FailingOnce
 
 N = 20_000
@@ -35,12 +34,7 @@ def test_stream_reconciles_exactly_with_a_failure_mid_batch(lake_settings: Setti
     assert expected.invalid > 0
     assert expected.duplicates > 0
 
-    producer = Producer({"bootstrap.servers": bootstrap_servers, "enable.idempotence": True, "acks": "all",
-                         "linger.ms": 20})
-    for event in events:
-        producer.produce(topic, key=event.key or None, value=event.value)
-        producer.poll(0)
-    assert producer.flush(60) == 0
+    produce_all(bootstrap_servers, topic, events)
 
     store = FailingOnce(S3ObjectStore(boto3_session, endpoint_url=lake_settings.endpoint_url), fail_at=4)
     landing = KafkaLanding(LandingConfig.from_settings(lake_settings), store, Validator(default_fx().currencies))

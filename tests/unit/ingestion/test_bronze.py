@@ -49,15 +49,18 @@ def test_compressed_objects_are_standard_deterministic_gzip() -> None:
     body = b"".join(b'{"n":%d}\n' % n for n in range(5000))
     packed = bronze.gzip_bytes(body)
     assert packed == bronze.gzip_bytes(body)
-    assert packed[:4] == b"\x1f\x8b\x08\x00" and packed[4:8] == bytes(4)  # no name, mtime 0
+    assert packed[:4] == b"\x1f\x8b\x08\x00"
+    assert packed[4:8] == bytes(4)
     assert gzip.decompress(packed) == body
     spooled = bronze.SpooledGzip(max_memory=1024)  # spills to a temporary file
     for line in body.splitlines(keepends=True):
         spooled.write(line)
     stream, size = spooled.finish()
     data = stream.read()
-    assert size == len(data) and gzip.decompress(data) == body
-    assert data[:4] == b"\x1f\x8b\x08\x00" and data[4:8] == bytes(4)
+    assert size == len(data)
+    assert gzip.decompress(data) == body
+    assert data[:4] == b"\x1f\x8b\x08\x00"
+    assert data[4:8] == bytes(4)
     spooled.close()
 
 
