@@ -26,11 +26,14 @@ sys.path.insert(0, str(ROOT))
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 
-from tests.fixtures.dashboard import local_api, start_dashboard  # noqa: E402
+from tests.fixtures.dashboard import (  # noqa: E402
+    CHROMIUM_ARGS,
+    CHROMIUM_MISSING,
+    chromium_path,
+    local_api,
+    start_dashboard,
+)
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 GOAL_SECONDS = 2.0
 
 
@@ -53,15 +56,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    if not Path(CHROMIUM).exists():
-        raise SystemExit(f"Chromium not found at {CHROMIUM}: apt-get install -y chromium")
+    chromium = chromium_path()
+    if chromium is None:
+        raise SystemExit(CHROMIUM_MISSING)
     timings: list[float] = []
     with tempfile.TemporaryDirectory() as tmp, local_api(Path(tmp)) as (api, _counter):
         server = start_dashboard(api.base_url, api.api_key, Path(tmp) / "panel.log", realtime_seconds=2.0,
                                  daily_seconds=60.0)
         try:
             with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
                 try:
                     print(f"warm-up load (not counted): {first_render(browser, server.url):.2f} s")
                     for run in range(1, args.runs + 1):

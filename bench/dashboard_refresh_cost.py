@@ -28,11 +28,14 @@ sys.path.insert(0, str(ROOT))
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 
-from tests.fixtures.dashboard import local_api, start_dashboard  # noqa: E402
+from tests.fixtures.dashboard import (  # noqa: E402
+    CHROMIUM_ARGS,
+    CHROMIUM_MISSING,
+    chromium_path,
+    local_api,
+    start_dashboard,
+)
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 PERIOD_SECONDS = 2.0
 DAILY_SECONDS = 60.0
 GOAL_MS = 200.0
@@ -49,14 +52,15 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=10)
     parser.add_argument("--window", type=float, default=20.0, help="measured seconds")
     args = parser.parse_args()
-    if not Path(CHROMIUM).exists():
-        raise SystemExit(f"Chromium not found at {CHROMIUM}: apt-get install -y chromium")
+    chromium = chromium_path()
+    if chromium is None:
+        raise SystemExit(CHROMIUM_MISSING)
     with tempfile.TemporaryDirectory() as tmp, local_api(Path(tmp)) as (api, counter):
         server = start_dashboard(api.base_url, api.api_key, Path(tmp) / "panel.log",
                                  realtime_seconds=PERIOD_SECONDS, daily_seconds=DAILY_SECONDS)
         try:
             with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
                 try:
                     pages = []
                     for _ in range(args.sessions):

@@ -8,32 +8,20 @@ browser tests are skipped with the install command, never silently passed.
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.fixtures.dashboard import ARTIFACTS, DashboardServer
-
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-def chromium_path() -> str | None:
-    explicit = os.environ.get("DATAFORGE_CHROMIUM")
-    if explicit:
-        return explicit
-    return shutil.which("chromium") or (str(Path("/usr/bin/chromium")) if Path("/usr/bin/chromium").exists() else None)
+from tests.fixtures.dashboard import ARTIFACTS, CHROMIUM_ARGS, CHROMIUM_MISSING, DashboardServer, chromium_path
 
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     path = chromium_path()
     if path is None:
-        pytest.skip("Chromium not found: apt-get install -y chromium (or set DATAFORGE_CHROMIUM)")
+        pytest.skip(CHROMIUM_MISSING)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
