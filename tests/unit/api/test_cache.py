@@ -15,14 +15,7 @@ from chalicelib.repositories import AlertRepository, KpiRepository, RealtimeRepo
 from chalicelib.tokens import Cursor
 
 from dataforge.errors import SettingsError
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.unit.api.fake_time import Clock, reload_in_flight
 
 
 class Loads:
@@ -132,20 +125,8 @@ def test_expired_entry_is_served_while_its_reload_is_in_flight() -> None:
     cache: TtlCache[str] = TtlCache(2, 10, clock=clock)
     cache.get("k", lambda: "old")
     clock.now += 2.5
-    started, release = threading.Event(), threading.Event()
-
-    def slow() -> str:
-        started.set()
-        release.wait(5)
-        return "new"
-
-    leader_result: list[str] = []
-    leader = threading.Thread(target=lambda: leader_result.append(cache.get("k", slow)))
-    leader.start()
-    started.wait(5)
-    assert cache.get("k", lambda: "unexpected") == "old"
-    release.set()
-    leader.join(5)
+    with reload_in_flight(cache, "k", "new") as leader_result:
+        assert cache.get("k", lambda: "unexpected") == "old"
     assert leader_result == ["new"]
     assert cache.get("k", lambda: "unexpected") == "new"
 

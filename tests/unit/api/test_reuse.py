@@ -7,13 +7,7 @@ import threading
 from chalicelib import reuse
 from chalicelib.cache import TtlCache
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.unit.api.fake_time import Clock, reload_in_flight
 
 
 def test_holds_while_fresh_and_not_after_expiry() -> None:
@@ -32,19 +26,8 @@ def test_holds_the_stale_value_only_while_its_reload_is_in_flight() -> None:
     cache: TtlCache[str] = TtlCache(2, 10, clock=clock)
     old = cache.get("k", lambda: "old")
     clock.now += 2.5
-    started, release = threading.Event(), threading.Event()
-
-    def slow() -> str:
-        started.set()
-        release.wait(5)
-        return "new"
-
-    leader = threading.Thread(target=lambda: cache.get("k", slow))
-    leader.start()
-    started.wait(5)
-    assert cache.holds("k", old)  # what a get returns now without loading
-    release.set()
-    leader.join(5)
+    with reload_in_flight(cache, "k", "new"):
+        assert cache.holds("k", old)  # what a get returns now without loading
     assert not cache.holds("k", old)
     assert cache.holds("k", cache.get("k", lambda: "unexpected"))
 
