@@ -6,5 +6,6 @@ import panel as pn
 
 from panel_dashboard.layout import serve
 
-pn.extension("tabulator", notifications=False, sizing_mode="stretch_width")
+# No "tabulator": its scripts are fetched after the first render (panel_dashboard/resources.py).
+pn.extension(notifications=False, sizing_mode="stretch_width")
 serve()

@@ -22,6 +22,7 @@ from panel_dashboard.pages.merchants import MerchantsPage
 from panel_dashboard.pages.overview import OverviewPage
 from panel_dashboard.pages.query import QueryPage
 from panel_dashboard.poller import SHARE, SharedPoller, Snapshot
+from panel_dashboard.resources import load_tabulator_when_ready
 from panel_dashboard.settings import DashboardSettings
 from panel_dashboard.state import Status
 from panel_dashboard.style import TextBox
@@ -30,6 +31,21 @@ log = logging.getLogger(__name__)
 
 TITLE: Final = "DataForge — payments"
 TABS: Final = ("Overview", "Merchants", "Alerts", "Query")
+PAGE: Final = """{% extends base %}
+{% block postamble %}
+<style>
+  body {font-family: -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; background: #f6f8fa;}
+  .df-header {display: flex; align-items: center; justify-content: space-between; gap: 16px;
+              background: #0b3d91; color: #fff; padding: 10px 20px; min-height: 40px;}
+  .df-title {font-size: 20px; font-weight: 600; white-space: nowrap;}
+  .df-main {padding: 10px 20px;}
+</style>
+{% endblock %}
+{% block contents %}
+<header class="df-header"><span class="df-title">{{ app_title | e }}</span>{{ embed(roots.status) }}</header>
+<main class="df-main">{{ embed(roots.main) }}</main>
+{% endblock %}
+"""
 
 _shared_lock = threading.Lock()
 _shared: tuple[DashboardSettings, ApiClient, SharedPoller] | None = None
@@ -116,14 +132,18 @@ class Dashboard:
 
     # --- session lifecycle ----------------------------------------------------------------------
     def template(self) -> Any:
-        # Bootstrap, not Fast: the Fast design always loads a Google font, which stalls the first
-        # render for the full network timeout where the browser has no internet access. No busy
-        # indicator: Panel's is process-wide (every session's spinner flips whenever any session
-        # runs a callback), which made it the largest server cost of a refresh with many sessions.
-        return pn.template.BootstrapTemplate(
-            title=TITLE, header=[self.indicator.pane], main=[self.banner.pane, self.tabs],
-            header_background="#0b3d91", collapsed_sidebar=True, busy_indicator=None,
-        )
+        """The page: a lean Panel template (``PAGE``) around the status, the stale banner and the tabs.
+
+        Not one of Panel's ready-made templates: those ship Bootstrap or Fast (the Fast design always
+        loads a Google font, which stalls the first render for the full network timeout where the
+        browser has no internet access) and an empty Panel HTML model for their scripts, which alone
+        makes Panel send the 1.8 MB MathJax bundle. Nor a busy indicator: Panel's is process-wide
+        (every session's spinner flips whenever any session runs a callback), which made it the
+        largest server cost of a refresh with many sessions."""
+        page = pn.Template(PAGE, items={"status": self.indicator.pane,
+                                        "main": pn.Column(self.banner.pane, self.tabs, sizing_mode="stretch_width")})
+        page.add_variable("app_title", TITLE)
+        return page
 
     def attach(self) -> None:
         """Receive the poller's snapshots while the session lives (updates run under its document lock)."""
@@ -158,10 +178,12 @@ def serve() -> None:
     Under one freeze of the document's model graph: Bokeh recomputes the graph (visiting every
     property of every model) whenever a freeze ends, and the template adds its roots one by one, so
     without the outer freeze a new session paid for about ten full recomputations instead of one.
+    Tabulator's scripts follow the first render (``resources``).
     """
     doc = pn.state.curdoc
     if doc is None:
-        build().servable()
+        build().servable(title=TITLE)
         return
     with doc.models.freeze():
-        build().servable()
+        build().servable(title=TITLE)
+        load_tabulator_when_ready(doc)

@@ -45,8 +45,9 @@ class TextBox:
     """A Bokeh ``Div`` shown through ``pane`` with the dashboard's CSS; ``set`` sends only its text."""
 
     def __init__(self, text: str, **params: Any) -> None:
-        self.div = Div(text=text, disable_math=True, **params)
-        # Panel's design sets the wrapped model's stylesheets to its own plus the pane's.
+        self.div = Div(text=text, disable_math=True, stylesheets=[CSS], **params)
+        # A Panel design with modifiers replaces the wrapped model's stylesheets with its own plus the
+        # pane's: the sheet is on both, so the text is styled with or without such a design.
         self.pane = pn.pane.Bokeh(self.div, sizing_mode=params.get("sizing_mode"), stylesheets=[CSS])
 
     @property
