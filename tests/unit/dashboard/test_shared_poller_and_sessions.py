@@ -1,7 +1,8 @@
 """The process-wide poller against a fake API (httpx ``MockTransport``) and sessions' dashboards fed by
 it, without a server: one set of reads per cycle whatever the number of sessions; versions change only
 with the data; the realtime delta; errors make every session stale and keep the last data; a new
-session starts from the latest data; hidden pages are built when their tab is opened."""
+session starts from the latest data; hidden pages are built when their tab is opened; the spare page
+built ahead of the next session is handed out up to date."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 import httpx
 
 from panel_dashboard.client import ApiClient, RetryPolicy
-from panel_dashboard.layout import Dashboard
+from panel_dashboard.layout import Dashboard, SparePage
 from panel_dashboard.poller import CONNECTING, SharedPoller, Snapshot
 from panel_dashboard.settings import DashboardSettings
 
@@ -180,3 +181,35 @@ def test_a_new_session_starts_with_the_latest_data_and_builds_hidden_pages_on_de
     assert "not answering" in dashboard.banner.text
     assert snapshot.daily is not None
     assert dashboard.merchants.frame.shape[0] == 2
+
+
+def test_the_spare_page_is_handed_out_with_the_latest_data_and_refilled_once() -> None:
+    api, clock = FakeApi(), [0.0]
+    poller = _poller(api, clock)
+    built: list[Dashboard] = []
+
+    def make() -> Dashboard:
+        built.append(Dashboard(poller.settings, poller.client, poller))
+        return built[-1]
+
+    pages = SparePage(make)
+    first = pages.take()  # none ready: built on the spot, before any data
+    assert built == [first]
+    assert CONNECTING in first.indicator.text
+
+    async def refill_twice() -> None:
+        pages.refill_soon()
+        pages.refill_soon()  # already scheduled: one build
+        await asyncio.sleep(0)
+
+    _in_own_loop(refill_twice())
+    assert len(built) == 2
+    _in_own_loop(poller.cycle())  # data arrives after the spare was built
+    second = pages.take()
+    assert second is built[1]
+    assert "Last updated" in second.indicator.text
+    assert list(second.overview.realtime_source.data["txn_count"]) == [5, 6, 7]
+    assert 'data-kpi="txn_count" data-raw="10"' in second.overview.cards.text
+    third = pages.take()  # spent: the next one is built on the spot
+    assert third is built[2]
+    assert third is not second
