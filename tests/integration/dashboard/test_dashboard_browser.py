@@ -19,7 +19,7 @@ import pytest
 
 from dataforge import lake, schemas
 from tests.fixtures.api import DAYS, ApiPlatform
-from tests.fixtures.dashboard import DashboardApi
+from tests.fixtures.dashboard import DashboardApi, DashboardServer
 from tests.integration.dashboard.conftest import PageSession
 
 pytestmark = pytest.mark.integration
@@ -77,6 +77,24 @@ def test_overview_kpi_cards_equal_the_api(dashboard_page: PageSession, dashboard
     assert not page.locator("[data-testid=stale-banner]").is_visible()
     page.wait_for_timeout(1500)  # let the charts draw
     dashboard_page.screenshot("overview")
+
+
+def test_a_later_session_gets_the_page_built_ahead_with_the_same_numbers(
+        browser: Any, dashboard_page: PageSession, dashboard_server: DashboardServer) -> None:
+    """The first page has rendered, so the server built the next session's page ahead (``SparePage``):
+    it shows the same KPIs, and its Merchants tab works (Tabulator's scripts arrive after the render)."""
+    first = dashboard_page.page.locator("[data-kpi=txn_count]").get_attribute("data-raw")
+    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        page.goto(dashboard_server.url)
+        page.locator("[data-testid=freshness]", has_text="Last updated").wait_for()
+        assert page.locator("[data-kpi=txn_count]").get_attribute("data-raw") == first
+        page.locator(".bk-tab", has_text="Merchants").first.click()
+        page.locator(".tabulator-row").first.wait_for()
+    finally:
+        context.close()
 
 
 def test_merchants_table_filters_sorts_and_drills_down(dashboard_page: PageSession,
