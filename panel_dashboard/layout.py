@@ -43,6 +43,13 @@ PAGE: Final = """{% extends base %}
   .df-main {padding: 10px 20px;}
 </style>
 {% endblock %}
+{% block js_resources %}
+{#- No ES-module component (Panel's ReactiveESM) and no WebGL plot here: their scripts (the
+    es-module-shims polyfill, BokehJS's GL plugin) are left out, as Bokeh itself leaves out unused plugins. -#}
+{%- for tag in bokeh_js.split("\n") if "/es-module-shims@" not in tag and "/bokeh-gl." not in tag %}
+{{ tag }}
+{%- endfor %}
+{% endblock %}
 {% block contents %}
 <header class="df-header"><span class="df-title">{{ app_title | e }}</span>{{ embed(roots.status) }}</header>
 <main class="df-main">{{ embed(roots.main) }}</main>

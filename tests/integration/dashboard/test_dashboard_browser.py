@@ -8,6 +8,7 @@ banner come and go. Screenshots land in ``test-artifacts/dashboard/``.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -95,6 +96,16 @@ def test_a_later_session_gets_the_page_built_ahead_with_the_same_numbers(
         page.locator(".tabulator-row").first.wait_for()
     finally:
         context.close()
+
+
+def test_the_page_carries_only_the_scripts_the_first_page_needs(dashboard_server: DashboardServer) -> None:
+    """No MathJax, Bootstrap, ES-module shim or WebGL plugin; Tabulator comes after the first render."""
+    page = httpx.get(dashboard_server.url, timeout=30).text
+    scripts = re.findall(r'<script[^>]* src="([^"]+)"', page)
+    assert any("/bokeh.min.js" in src for src in scripts)
+    assert any("/panel.min.js" in src for src in scripts)
+    unneeded = ("mathjax", "bootstrap", "es-module-shims", "bokeh-gl", "tabulator", "luxon")
+    assert [src for src in scripts if any(name in src for name in unneeded)] == []
 
 
 def test_merchants_table_filters_sorts_and_drills_down(dashboard_page: PageSession,
