@@ -314,11 +314,14 @@ def _field_probe(spec: FieldSpec) -> type[msgspec.Struct]:
     return msgspec.defstruct(f"_Probe_{spec.name}", [field], gc=False, module=__name__)
 
 
-_PROBES: Final = tuple((spec, _field_probe(spec)) for spec in FIELDS)
+# The fields with a rule beyond their type (``_field_rule``): only these need their value in ``_walk``.
+_RULED: Final = frozenset({"schema_version", "event_time", "amount", "currency", "decline_reason", "country"})
+_PROBES: Final = tuple((spec, _field_probe(spec), spec.name in _RULED) for spec in FIELDS)
 # The fields whose rule needs the decoded value, not the JSON one (a datetime, not its text).
 _PROBED_ALWAYS: Final = frozenset({"event_time"})
 # The field a msgspec ValidationError names: "... - at `$.amount`" or "Object missing required field `x`".
-_ERROR_FIELD: Final = re.compile(r"- at `\$\.(\w+)`$|^Object missing required field `(\w+)`")
+# (``match`` with a leading ``.*``: one backtrack from the end, not a ``search`` from every position.)
+_ERROR_FIELD: Final = re.compile(r".*- at `\$\.(\w+)`$|Object missing required field `(\w+)`", re.DOTALL)
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
@@ -429,12 +432,12 @@ class Validator:
     def _walk(self, obj: dict[str, Any], horizon: datetime, error: msgspec.ValidationError) -> Rejection:
         """Field by field in contract order, for an object whose conversion failed with ``error``."""
         message = str(error)
-        match = _ERROR_FIELD.search(message)
+        match = _ERROR_FIELD.match(message)
         failed = match.group(1) or match.group(2) if match else None
         keys = list(obj)
         # The fields msgspec accepted before it stopped (all present ones for a missing field).
         typed = set(keys[: keys.index(failed)] if failed in obj else keys) if failed else set()
-        for spec, probe in _PROBES:
+        for spec, probe, ruled in _PROBES:
             name = spec.name
             if name == failed:
                 return Rejection(Reason.MISSING_FIELD if name not in obj else spec.invalid, name, message)
@@ -443,12 +446,16 @@ class Validator:
                     return Rejection(Reason.MISSING_FIELD, name, f"required field {name!r} is missing")
                 continue
             if name in typed and name not in _PROBED_ALWAYS:  # (the open types keep these as decoded)
+                if not ruled:
+                    continue
                 value = obj[name]
             else:
                 try:
                     value = getattr(msgspec.convert(obj, probe), name)
                 except msgspec.ValidationError as exc:
                     return Rejection(spec.invalid, name, str(exc))
+                if not ruled:
+                    continue
             reason = self._field_rule(name, value, obj, horizon)
             if reason is not None:
                 return Rejection(reason, name, f"{name}={obj[name]!r} breaks rule {reason}")
