@@ -10,6 +10,9 @@ same run, times:
   ``spark.transforms.kpis.daily_kpis`` -> collect;
 - DuckDB: the same dedupe and the same KPI SQL (integer half-even ratios), over the same files.
 
+Both engines get the same memory (``--memory-gb``, default half of RAM): Spark's driver heap (in local
+mode the executor too) and DuckDB's ``memory_limit``.
+
 Checks that both give identical rows, prints the best of ``--rounds`` timings of each, and as the
 last lines the goal and the
 ratio Spark/DuckDB (goal: <= 4). The files live on local disk: this measures the engines, not S3.
@@ -18,6 +21,7 @@ ratio Spark/DuckDB (goal: <= 4). The files live on local disk: this measures the
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import time
 from decimal import Decimal
@@ -99,12 +103,20 @@ def write_silver(spark, path: Path, rows: int) -> None:
     df.write.mode("overwrite").partitionBy("event_date").parquet(str(path))
 
 
+def half_of_ram_gb() -> int:
+    """Half of physical memory in GiB (at least 2): the same budget for both engines. Left alone,
+    DuckDB takes 80 % of RAM while Spark's local session defaults to a 2 GB heap and spills."""
+    return max(2, os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**31)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--dir", type=Path, default=Path("/tmp/dataforge-bench-silver"))
     parser.add_argument("--threads", type=int, default=2, help="DuckDB threads (Spark runs local[2]).")
-    parser.add_argument("--driver-memory", default="2g")
+    parser.add_argument("--memory-gb", type=int, default=half_of_ram_gb(),
+                        help="Memory of each engine: Spark's driver (local mode: driver = executor) and "
+                             "DuckDB's memory_limit. Default: half of this machine's RAM.")
     parser.add_argument("--rounds", type=int, default=2, help="Runs of each engine; the best is reported.")
     parser.add_argument("--reuse", action="store_true",
                         help="Keep the silver files of an earlier run with the same --rows and --dir.")
@@ -115,7 +127,7 @@ def main() -> None:
     from dataforge.local.spark import build_session
     from spark.transforms import dedupe, kpis
 
-    spark = build_session("bench-daily-aggregation", endpoint_url="", driver_memory=args.driver_memory)
+    spark = build_session("bench-daily-aggregation", endpoint_url="", driver_memory=f"{args.memory_gb}g")
     marker = args.dir / "_ROWS"
     started = time.perf_counter()
     if args.reuse and marker.is_file() and marker.read_text() == str(args.rows):
@@ -134,10 +146,12 @@ def main() -> None:
         silver = spark.read.parquet(str(args.dir))
         spark_rows = kpis.daily_kpis(dedupe.dedupe_earliest(silver, dedupe.SILVER_ORDER)).collect()
         spark_s = min(spark_s, time.perf_counter() - started)
-    print(f"spark  local[2]: {spark_s:8.2f}s  ({args.rows / spark_s:,.0f} rows/s, {len(spark_rows)} gold rows)")
+    print(f"spark  local[2], {args.memory_gb} GB: {spark_s:8.2f}s  "
+          f"({args.rows / spark_s:,.0f} rows/s, {len(spark_rows)} gold rows)")
 
     con = duckdb.connect()
     con.execute(f"SET threads = {args.threads}")
+    con.execute(f"SET memory_limit = '{args.memory_gb}GB'")
     duck_s = float("inf")
     for _ in range(args.rounds):
         started = time.perf_counter()
@@ -151,7 +165,7 @@ def main() -> None:
         r["avg_ticket_usd"] = None if r["approved_count"] == 0 else half_even(r["gross_cents"], r["approved_count"], 0)
         r["avg_ticket_usd"] = None if r["avg_ticket_usd"] is None else r["avg_ticket_usd"].scaleb(-2)
         duck_rows.append(r)
-    print(f"duckdb {args.threads} threads: {duck_s:8.2f}s  "
+    print(f"duckdb {args.threads} threads, {args.memory_gb} GB: {duck_s:8.2f}s  "
           f"({args.rows / duck_s:,.0f} rows/s, {len(duck_rows)} gold rows)")
 
     def key(r):
