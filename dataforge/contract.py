@@ -314,9 +314,26 @@ def _field_probe(spec: FieldSpec) -> type[msgspec.Struct]:
     return msgspec.defstruct(f"_Probe_{spec.name}", [field], gc=False, module=__name__)
 
 
-# The fields with a rule beyond their type (``_field_rule``): only these need their value in ``_walk``.
-_RULED: Final = frozenset({"schema_version", "event_time", "amount", "currency", "decline_reason", "country"})
-_PROBES: Final = tuple((spec, _field_probe(spec), spec.name in _RULED) for spec in FIELDS)
+# A field's rule beyond its type: (its value, the whole object, the future horizon, the known
+# currencies) -> the reason it breaks, or None.
+_FieldRule = Callable[[Any, dict[str, Any], datetime, Collection[str]], "Reason | None"]
+
+
+def _decline_rule(value: Any, obj: dict[str, Any], _horizon: datetime, _known: Collection[str]) -> Reason | None:
+    status = obj.get("status")
+    return check_decline_reason(status, value) if isinstance(status, str) else None
+
+
+# The fields that have a rule beyond their type; ``_walk`` applies only these.
+_FIELD_RULES: Final[dict[str, _FieldRule]] = {
+    "schema_version": lambda value, _obj, _horizon, _known: check_schema_version(value),
+    "event_time": lambda value, _obj, horizon, _known: Reason.EVENT_TIME_IN_FUTURE if value > horizon else None,
+    "amount": lambda value, _obj, _horizon, _known: check_amount(value),
+    "currency": lambda value, _obj, _horizon, known: check_currency(value, known),
+    "decline_reason": _decline_rule,
+    "country": lambda value, _obj, _horizon, _known: None if value in COUNTRY_CODES else Reason.INVALID_COUNTRY,
+}
+_PROBES: Final = tuple((spec, _field_probe(spec), _FIELD_RULES.get(spec.name)) for spec in FIELDS)
 # The fields whose rule needs the decoded value, not the JSON one (a datetime, not its text).
 _PROBED_ALWAYS: Final = frozenset({"event_time"})
 # The field a msgspec ValidationError names: "... - at `$.amount`" or "Object missing required field `x`".
@@ -437,7 +454,7 @@ class Validator:
         keys = list(obj)
         # The fields msgspec accepted before it stopped (all present ones for a missing field).
         typed = set(keys[: keys.index(failed)] if failed in obj else keys) if failed else set()
-        for spec, probe, ruled in _PROBES:
+        for spec, probe, rule in _PROBES:
             name = spec.name
             if name == failed:
                 return Rejection(Reason.MISSING_FIELD if name not in obj else spec.invalid, name, message)
@@ -446,33 +463,16 @@ class Validator:
                     return Rejection(Reason.MISSING_FIELD, name, f"required field {name!r} is missing")
                 continue
             if name in typed and name not in _PROBED_ALWAYS:  # (the open types keep these as decoded)
-                if not ruled:
-                    continue
                 value = obj[name]
             else:
                 try:
                     value = getattr(msgspec.convert(obj, probe), name)
                 except msgspec.ValidationError as exc:
                     return Rejection(spec.invalid, name, str(exc))
-                if not ruled:
-                    continue
-            reason = self._field_rule(name, value, obj, horizon)
+            if rule is None:
+                continue
+            reason = rule(value, obj, horizon, self._currencies)
             if reason is not None:
                 return Rejection(reason, name, f"{name}={obj[name]!r} breaks rule {reason}")
         return Rejection(Reason.INVALID_JSON, None, f"not a schema-v1 event: {message}")  # (defensive)
 
-    def _field_rule(self, name: str, value: Any, obj: dict[str, Any], horizon: datetime) -> Reason | None:
-        if name == "schema_version":
-            return check_schema_version(value)
-        if name == "event_time":
-            return Reason.EVENT_TIME_IN_FUTURE if value > horizon else None
-        if name == "amount":
-            return check_amount(value)
-        if name == "currency":
-            return check_currency(value, self._currencies)
-        if name == "decline_reason":
-            status = obj.get("status")
-            return check_decline_reason(status, value) if isinstance(status, str) else None
-        if name == "country":
-            return None if value in COUNTRY_CODES else Reason.INVALID_COUNTRY
-        return None
