@@ -234,6 +234,7 @@ def build() -> Any:
         doc.on_event("document_ready", lambda _event: pages.refill_soon())
     return dashboard.page
 
+
 def serve() -> None:
     """Make this session's page servable (called once per browser session by ``app.py``).
 
