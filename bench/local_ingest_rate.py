@@ -2,17 +2,23 @@
 
 Starts its own moto server and Kafka broker (in a temporary folder), bootstraps the lake, produces
 ``--count`` generated events (idempotent producer, acks=all; timed separately), then runs
-``--consumers`` event source mappings in one consumer group, each in its own process with the real
-handler (as the managed MSK mapping runs up to one concurrent invocation per partition), until the
-group has committed everything, and reconciles bronze + quarantine with what was produced. The rate
-is records / (first batch handed to a handler -> last handler return, over all consumers). Each
-consumer also prints where its time went (consume, MSK event + handler + S3 puts, commits; its consume
-time includes the final idle wait). With ``--consumers 2`` the second process joins a group the
-first already consumes from: the cooperative rebalance that moves partitions to it is part of the
-measured window.
+``--consumers`` event source mappings, each in its own process with the real handler (as the managed
+MSK mapping runs up to one concurrent invocation per partition), until they have committed
+everything, and reconciles bronze + quarantine with what was produced. The rate is records / (first
+batch handed to a handler -> last handler return, over all consumers). Each consumer also prints
+where its time went (consume, building MSK events, handler with its S3 puts, commits; its consume
+time includes the group join and the final idle wait, both outside the window) and its CPU seconds;
+the moto server's and the broker's CPU seconds while the consumers ran are printed too.
+
+``--assignment static`` (default): the mappings split the partitions round robin and commit to one
+group without joining it (``EsmConfig.partitions``). ``--assignment group``: they subscribe to the
+group; with ``--consumers 2`` the second joins a group the first already consumes from, and the
+cooperative rebalance that moves partitions to it is part of the measured window.
+``--profile DIR`` writes each consumer's cProfile to DIR.
 
 Usage: .venv/bin/python bench/local_ingest_rate.py [--count 1000000] [--batch-size 10000]
                                                     [--partitions 4] [--consumers 1]
+                                                    [--assignment static|group] [--profile DIR]
 Goal: >= 50,000 events/s.
 """
 
@@ -33,7 +39,7 @@ from dataforge.bronze import read_lines
 from dataforge.generator import GeneratorConfig, SummaryCounter, generate_events
 from dataforge.lake import TRANSACTIONS_TOPIC
 from dataforge.local.bootstrap import bootstrap
-from dataforge.local.esm import EsmConfig, LocalEventSourceMapping, committed_lag
+from dataforge.local.esm import EsmConfig, LocalEventSourceMapping, committed_lag, static_partitions
 from dataforge.local.kafka import KafkaBroker, create_topics
 from dataforge.local.moto_server import MotoServer
 from dataforge.settings import Settings, local_environment
@@ -50,25 +56,55 @@ def count_lines(s3: Any, bucket: str) -> tuple[int, int]:
     return objects, lines
 
 
-def consume(bootstrap_servers: str, batch_size: int, env: dict[str, str], results: Any) -> None:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of the process group led by ``pid`` (Linux ``/proc``), 0.0 elsewhere."""
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pid:  # fields[2]: the process group id (fields after the command name)
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+def consume(bootstrap_servers: str, batch_size: int, partitions: tuple[int, ...] | None, env: dict[str, str],
+            results: Any, profile: str | None = None) -> None:
     """One consumer process: the real handler behind a local ESM, run until the group is idle."""
+    if profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+        try:
+            consume(bootstrap_servers, batch_size, partitions, env, results)
+        finally:
+            profiler.disable()
+            profiler.dump_stats(f"{profile}/consumer-{os.getpid()}.prof")
+        return
     os.environ.update(env)
     from lambdas.msk_landing.handler import handler, logger
 
     logger.setLevel("WARNING")
-    window = {"first": 0.0, "last": 0.0}
+    window = {"first": 0.0, "last": 0.0, "handler": 0.0}
 
     def timed(event: dict[str, Any], context: Any) -> Any:
-        window["first"] = window["first"] or time.monotonic()  # (system-wide clock: comparable across processes)
+        started = time.monotonic()  # (system-wide clock: comparable across processes)
+        window["first"] = window["first"] or started
         result = handler(event, context)
         window["last"] = time.monotonic()
+        window["handler"] += window["last"] - started
         return result
 
     config = EsmConfig(bootstrap_servers, (TRANSACTIONS_TOPIC,), group_id="bench", batch_size=batch_size,
-                       batching_window=0.5)
+                       batching_window=0.5, partitions=partitions)
     stats = LocalEventSourceMapping(config, timed).run(until_idle=5.0)
+    cpu = os.times()
     results.put((stats.records, stats.invocations, stats.failures, window["first"], window["last"],
-                 stats.consume_seconds, stats.invoke_seconds, stats.commit_seconds))
+                 stats.consume_seconds, stats.event_seconds, window["handler"], stats.commit_seconds,
+                 cpu.user + cpu.system))
 
 
 def main() -> None:
@@ -77,6 +113,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=10_000)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--consumers", type=int, default=1, help="ESM processes in the group")
+    parser.add_argument("--assignment", choices=("static", "group"), default="static",
+                        help="split the partitions between the consumers, or let the group assign them")
+    parser.add_argument("--profile", metavar="DIR", help="cProfile each consumer into DIR/consumer-<pid>.prof")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="dataforge-bench-") as tmp:
@@ -119,13 +158,19 @@ def main() -> None:
 
             spawn = multiprocessing.get_context("spawn")  # (no fork: librdkafka and boto3 hold threads)
             results = spawn.Queue()
-            workers = [spawn.Process(target=consume, args=(broker.bootstrap_servers, args.batch_size, dict(os.environ),
-                                                           results)) for _ in range(args.consumers)]
+            assignments = [static_partitions(i, args.consumers, args.partitions) if args.assignment == "static"
+                           else None for i in range(args.consumers)]
+            workers = [spawn.Process(target=consume, args=(broker.bootstrap_servers, args.batch_size, partitions,
+                                                           dict(os.environ), results, args.profile))
+                       for partitions in assignments]
+            servers_cpu = {name: cpu_seconds(pid) for name, pid in (("moto", moto.pid), ("kafka", broker.pid)) if pid}
             for worker in workers:
                 worker.start()
             outcomes = [results.get(timeout=1800) for _ in workers]
             for worker in workers:
                 worker.join()
+            servers_cpu = {name: cpu_seconds(pid) - servers_cpu[name]
+                           for name, pid in (("moto", moto.pid), ("kafka", broker.pid)) if pid}
             records = sum(o[0] for o in outcomes)
             invocations = sum(o[1] for o in outcomes)
             failures = sum(o[2] for o in outcomes)
@@ -145,11 +190,13 @@ def main() -> None:
     print(f"produced                {expected.total:,} events in {produce_seconds:.1f}s "
           f"({expected.total / produce_seconds:,.0f}/s; {expected.invalid:,} invalid, {expected.duplicates:,} dup)")
     print(f"ingested                {records:,} records in {invocations} invocations by {args.consumers} "
-          f"consumers ({', '.join(f'{o[0]:,}' for o in outcomes)}), {seconds:.1f}s, {failures} failed attempts, "
-          f"committed lag {lag}")
+          f"consumers ({args.assignment} assignment; {', '.join(f'{o[0]:,}' for o in outcomes)}), {seconds:.1f}s, "
+          f"{failures} failed attempts, committed lag {lag}")
     for number, outcome in enumerate(outcomes, 1):
         print(f"consumer {number}              {outcome[0]:,} records; seconds in consume {outcome[5]:.1f}, "
-              f"MSK event + handler {outcome[6]:.1f}, commit {outcome[7]:.1f}")
+              f"MSK events {outcome[6]:.1f}, handler {outcome[7]:.1f}, commit {outcome[8]:.1f}; CPU {outcome[9]:.1f}")
+    print(f"server CPU seconds      {', '.join(f'{name} {cpu:.1f}' for name, cpu in servers_cpu.items())} "
+          "(while the consumers ran, idle wait included)")
     print(f"bronze                  {bronze_lines:,} lines in {bronze_objects} objects (expected {expected.valid:,})")
     print(f"quarantine              {quarantine_lines:,} lines in {quarantine_objects} objects "
           f"(expected {expected.invalid:,})")

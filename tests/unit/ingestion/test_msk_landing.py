@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import Message
 
 from dataforge.bronze import decode_lines
 from dataforge.contract import Validator
 from dataforge.generator import GeneratorConfig, generate_events, summary
 from dataforge.lake import Zone
-from dataforge.local.esm import LocalLambdaContext
+from dataforge.local.esm import LocalLambdaContext, msk_batch
 from dataforge.reference import default_fx
 from lambdas.common.config import LandingConfig
 from lambdas.common.errors import StorageError
@@ -82,3 +83,18 @@ def test_generated_batch_reconciles_and_retry_rewrites_identical_objects() -> No
     assert by_reason == dict(expected.by_reason)
     valid_ids = [e.event_id for e in events if e.is_valid]
     assert [b["ingest"]["event_id"] for b in bronze] == valid_ids  # type: ignore[index]
+
+
+def test_local_mapping_builds_an_msk_event_and_the_offsets_to_commit_in_one_go() -> None:
+    messages = [Message(topic="t", partition=partition, offset=offset, key=b"acct", value=b"{}",
+                        timestamp=(1, 1_700_000_000_000))
+                for partition, offset in ((1, 7), (1, 8), (0, 3), (1, 9), (0, 4))]
+    event, offsets = msk_batch(messages, event_source_arn="arn", bootstrap_servers="b:9092")
+    assert event["eventSource"] == "aws:kafka"
+    assert {key: [r["offset"] for r in records] for key, records in event["records"].items()} == {
+        "t-1": [7, 8, 9], "t-0": [3, 4]}
+    record = event["records"]["t-0"][0]
+    assert base64.b64decode(record["value"]) == b"{}"
+    assert base64.b64decode(record["key"]) == b"acct"
+    assert record["timestampType"] == "CREATE_TIME"
+    assert [(tp.topic, tp.partition, tp.offset) for tp in offsets] == [("t", 0, 5), ("t", 1, 10)]
