@@ -8,7 +8,8 @@ everything, and reconciles bronze + quarantine with what was produced. The rate 
 batch handed to a handler -> last handler return, over all consumers). Each consumer also prints
 where its time went (consume, building MSK events, handler with its S3 puts, commits; its consume
 time includes the group join and the final idle wait, both outside the window) and its CPU seconds;
-the moto server's and the broker's CPU seconds while the consumers ran are printed too.
+the moto server's and the broker's CPU seconds while the consumers ran are printed too, beside the
+machine's (other processes compete for the same cores).
 
 ``--assignment static`` (default): the mappings split the partitions round robin and commit to one
 group without joining it (``EsmConfig.partitions``). ``--assignment group``: they subscribe to the
@@ -68,6 +69,17 @@ def cpu_seconds(pid: int) -> float:
         if int(fields[2]) == pid:  # fields[2]: the process group id (fields after the command name)
             total += int(fields[11]) + int(fields[12])
     return total / ticks
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, from ``/proc/stat`` (zeros elsewhere)."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except OSError:
+        return 0.0, 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields) - idle) / ticks, sum(fields) / ticks
 
 
 def consume(bootstrap_servers: str, batch_size: int, partitions: tuple[int, ...] | None, env: dict[str, str],
@@ -164,6 +176,7 @@ def main() -> None:
                                                            dict(os.environ), results, args.profile))
                        for partitions in assignments]
             servers_cpu = {name: cpu_seconds(pid) for name, pid in (("moto", moto.pid), ("kafka", broker.pid)) if pid}
+            machine_before = machine_cpu()
             for worker in workers:
                 worker.start()
             outcomes = [results.get(timeout=1800) for _ in workers]
@@ -171,6 +184,7 @@ def main() -> None:
                 worker.join()
             servers_cpu = {name: cpu_seconds(pid) - servers_cpu[name]
                            for name, pid in (("moto", moto.pid), ("kafka", broker.pid)) if pid}
+            machine = tuple(after - before for after, before in zip(machine_cpu(), machine_before, strict=True))
             records = sum(o[0] for o in outcomes)
             invocations = sum(o[1] for o in outcomes)
             failures = sum(o[2] for o in outcomes)
@@ -197,6 +211,9 @@ def main() -> None:
               f"MSK events {outcome[6]:.1f}, handler {outcome[7]:.1f}, commit {outcome[8]:.1f}; CPU {outcome[9]:.1f}")
     print(f"server CPU seconds      {', '.join(f'{name} {cpu:.1f}' for name, cpu in servers_cpu.items())} "
           "(while the consumers ran, idle wait included)")
+    print(f"machine CPU             {machine[0]:.1f} of {machine[1]:.1f} CPU seconds busy while the consumers ran "
+          f"(consumers + servers {sum(o[9] for o in outcomes) + sum(servers_cpu.values()):.1f}; the rest is other "
+          "processes on the machine)")
     print(f"bronze                  {bronze_lines:,} lines in {bronze_objects} objects (expected {expected.valid:,})")
     print(f"quarantine              {quarantine_lines:,} lines in {quarantine_objects} objects "
           f"(expected {expected.invalid:,})")
