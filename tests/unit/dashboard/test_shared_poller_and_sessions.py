@@ -2,7 +2,8 @@
 it, without a server: one set of reads per cycle whatever the number of sessions; versions change only
 with the data; the realtime delta; errors make every session stale and keep the last data; a new
 session starts from the latest data; hidden pages are built when their tab is opened; the spare page
-built ahead of the next session is handed out up to date."""
+built ahead of the next session is handed out up to date; the served document passes Bokeh's
+integrity checks (``app.py`` skips them per session)."""
 
 from __future__ import annotations
 
@@ -213,3 +214,20 @@ def test_the_spare_page_is_handed_out_with_the_latest_data_and_refilled_once() -
     third = pages.take()  # spent: the next one is built on the spot
     assert third is built[2]
     assert third is not second
+
+
+def test_the_served_document_passes_bokehs_integrity_checks() -> None:
+    """``app.py`` turns Bokeh's per-session document validation off; the checks run here instead."""
+    from bokeh.core.validation.check import check_integrity
+    from bokeh.document import Document
+    from panel.io.state import set_curdoc
+
+    api, clock = FakeApi(), [0.0]
+    poller = _poller(api, clock)
+    _in_own_loop(poller.cycle())
+    doc = Document()
+    with set_curdoc(doc):
+        Dashboard(poller.settings, poller.client, poller).page.server_doc(doc)
+    issues = check_integrity([model for root in doc.roots for model in root.references()])
+    assert (issues.error, issues.warning) == ([], [])
+    assert len(doc.roots) == 2
