@@ -83,11 +83,16 @@ def test_overview_kpi_cards_equal_the_api(dashboard_page: PageSession, dashboard
 def test_a_later_session_gets_the_page_built_ahead_with_the_same_numbers(
         browser: Any, dashboard_page: PageSession, dashboard_server: DashboardServer) -> None:
     """The first page has rendered, so the server built the next session's page ahead (``SparePage``):
-    it shows the same KPIs, and its Merchants tab works (Tabulator's scripts arrive after the render)."""
+    it shows the same KPIs, and its Merchants tab works (Tabulator's scripts arrive after the render).
+    Every asset, Panel's style sheets included, comes from the dashboard's own server: Panel's
+    default for style sheets is its CDN (rewritten only when it renders a session's own page), and
+    the dashboard must work without internet access."""
     first = dashboard_page.page.locator("[data-kpi=txn_count]").get_attribute("data-raw")
     context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    requested: list[str] = []
     try:
         page = context.new_page()
+        page.on("request", lambda request: requested.append(request.url))
         page.set_default_timeout(60_000)
         page.goto(dashboard_server.url)
         page.locator("[data-testid=freshness]", has_text="Last updated").wait_for()
@@ -96,6 +101,9 @@ def test_a_later_session_gets_the_page_built_ahead_with_the_same_numbers(
         page.locator(".tabulator-row").first.wait_for()
     finally:
         context.close()
+    origin = dashboard_server.url.rsplit("/", 1)[0]
+    assert any(url.endswith(".css") or ".css?" in url for url in requested)
+    assert [url for url in requested if not url.startswith(origin)] == []
 
 
 def test_the_page_carries_only_the_scripts_the_first_page_needs(dashboard_server: DashboardServer) -> None:
