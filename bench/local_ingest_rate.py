@@ -59,7 +59,6 @@ def count_lines(s3: Any, bucket: str) -> tuple[int, int]:
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of the process group led by ``pid`` (Linux ``/proc``), 0.0 elsewhere."""
-    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
     total = 0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -68,7 +67,7 @@ def cpu_seconds(pid: int) -> float:
             continue
         if int(fields[2]) == pid:  # fields[2]: the process group id (fields after the command name)
             total += int(fields[11]) + int(fields[12])
-    return total / ticks
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def machine_cpu() -> tuple[float, float]:
@@ -175,15 +174,15 @@ def main() -> None:
             workers = [spawn.Process(target=consume, args=(broker.bootstrap_servers, args.batch_size, partitions,
                                                            dict(os.environ), results, args.profile))
                        for partitions in assignments]
-            servers_cpu = {name: cpu_seconds(pid) for name, pid in (("moto", moto.pid), ("kafka", broker.pid)) if pid}
+            servers = {name: pid for name, pid in (("moto", moto.pid), ("kafka", broker.pid)) if pid}
+            servers_cpu = {name: cpu_seconds(pid) for name, pid in servers.items()}
             machine_before = machine_cpu()
             for worker in workers:
                 worker.start()
             outcomes = [results.get(timeout=1800) for _ in workers]
             for worker in workers:
                 worker.join()
-            servers_cpu = {name: cpu_seconds(pid) - servers_cpu[name]
-                           for name, pid in (("moto", moto.pid), ("kafka", broker.pid)) if pid}
+            servers_cpu = {name: cpu_seconds(pid) - servers_cpu[name] for name, pid in servers.items()}
             machine = tuple(after - before for after, before in zip(machine_cpu(), machine_before, strict=True))
             records = sum(o[0] for o in outcomes)
             invocations = sum(o[1] for o in outcomes)
