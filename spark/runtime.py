@@ -79,9 +79,11 @@ def session(app_name: str, settings: Settings) -> SparkSession:
         from awsglue.context import GlueContext
         from pyspark.context import SparkContext
 
+        from dataforge.local.spark import JOB_SQL_CONF
+
         glue_session: SparkSession = GlueContext(SparkContext.getOrCreate()).spark_session
-        glue_session.conf.set("spark.sql.sources.partitionOverwriteMode", "dynamic")
-        glue_session.conf.set("spark.sql.session.timeZone", "UTC")
+        for key, value in JOB_SQL_CONF.items():
+            glue_session.conf.set(key, value)
         return glue_session
     from dataforge.local.spark import build_session
 

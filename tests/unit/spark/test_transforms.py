@@ -104,6 +104,17 @@ def test_duplicates_across_batches_keep_the_earliest_ingested(spark) -> None:
     assert (row["amount"], row["ingested_at"]) == (Decimal("10.00"), datetime(2025, 3, 10, 10, 1))
 
 
+def test_dedupe_sorts_once_after_the_shuffle(spark) -> None:
+    """The jobs' session turns off Spark 3.5's partial WindowGroupLimit (JOB_SQL_CONF): for a dedupe
+    whose duplicates are rare, its map-side sort of every row saves nothing."""
+    deduped = dedupe.dedupe_earliest(spark.createDataFrame(
+        [("e1", 2, "b"), ("e1", 1, "a"), ("e2", 1, "c")], "event_id string, ingested_at int, position string"))
+    plan = deduped._jdf.queryExecution().executedPlan().toString()
+    assert "Window [" in plan, plan
+    assert "WindowGroupLimit" not in plan, plan
+    assert sorted(tuple(r) for r in deduped.collect()) == [("e1", 1, "a"), ("e2", 1, "c")]
+
+
 def test_unknown_merchant_is_kept_and_enriched_as_unknown(spark) -> None:
     rows = [(event(1, merchant_id="m404"), "p", "2025-03-10T10:01:00Z")]
     (row,) = enrich.silver_rows(silver_of(spark, rows)).collect()
