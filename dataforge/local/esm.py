@@ -11,9 +11,17 @@ Behaviour, as the managed MSK event source mapping:
   (or ``max_attempts`` is exhausted: then the mapping stops with ``EsmError`` and commits nothing), so
   no record is ever skipped. While retrying, the assigned partitions are paused and the consumer keeps
   serving the group (no eviction for a slow retry); anything fetched meanwhile is rewound (seek);
-- rebalances: every batch is committed before the next poll, so a revocation never strands a
-  processed-but-uncommitted batch; a commit refused after a rebalance is logged and the records are
-  redelivered to the new owner (at-least-once; the handler's deterministic keys make that harmless).
+- rebalances: every batch is committed before the next poll. A commit the coordinator refuses because
+  the group is rebalancing (``REBALANCE_IN_PROGRESS``, ``ILLEGAL_GENERATION``, ``UNKNOWN_MEMBER_ID``: the
+  commit carried the generation that the rebalance replaces) keeps its offsets pending: the mapping
+  serves the group (partitions paused, anything fetched rewound) until the rebalance is over, then
+  commits them again for the partitions it still owns. Partitions that move are revoked (with
+  cooperative-sticky, at the end of the rebalance, in the new generation): their pending offsets are
+  committed synchronously in the revocation callback, before the new owner reads them. Only offsets
+  that could not be committed at all (partitions *lost*, a commit refused in the revocation callback
+  too, or a rebalance outlasting ``commit_timeout``, after which they stay pending for the next
+  commit) can make the new owner redeliver records: logged, at-least-once, and harmless for the
+  handler's deterministic keys.
 
 ``EsmConfig.partitions`` replaces the group membership by a static assignment: the mapping reads
 those partitions of its topics from the group's committed offsets and commits to the same group
@@ -48,6 +56,9 @@ DEFAULT_BATCHING_WINDOW: Final = 0.5
 LOCAL_CLUSTER_ARN: Final = "arn:aws:kafka:us-east-1:000000000000:cluster/dataforge-local/local-1"
 _TIMESTAMP_TYPES: Final = {1: "CREATE_TIME", 2: "LOG_APPEND_TIME"}
 _b64encode = binascii.b2a_base64
+# the group coordinator's answers to a commit sent in a generation that a rebalance is replacing
+REBALANCE_ERRORS: Final = frozenset({KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION,
+                                     KafkaError.UNKNOWN_MEMBER_ID})
 _offset = operator.itemgetter("offset")
 
 
@@ -65,6 +76,7 @@ class EsmConfig:
     initial_backoff: float = 0.2
     max_backoff: float = 30.0
     max_attempts: int | None = None  # None: retry forever, never skip
+    commit_timeout: float = 60.0  # how long a commit refused by a rebalance is retried before the next poll
     function_name: str = "msk-landing"
     event_source_arn: str = LOCAL_CLUSTER_ARN
     partitions: tuple[int, ...] | None = None  # static assignment (of every topic) instead of the group's
@@ -192,6 +204,8 @@ class LocalEventSourceMapping:
         self._sleep = sleep
         self._consumer: Any = None
         self._assigned: set[tuple[str, int]] = set()
+        # processed offsets not committed yet (a commit refused during a rebalance), by topic-partition
+        self._pending: dict[tuple[str, int], int] = {}
         self._idle_since = time.monotonic()
         self.stats = EsmStats()
 
@@ -204,9 +218,37 @@ class LocalEventSourceMapping:
         logger.info("assigned %s", [f"{p.topic}-{p.partition}" for p in partitions])
 
     def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        """Commit the pending offsets of the partitions leaving, before they leave (in this callback the
+        membership is current: with cooperative-sticky it runs at the end of the rebalance)."""
         self.stats.rebalances += 1
-        self._assigned.difference_update((p.topic, p.partition) for p in partitions)
+        revoked = self._release(partitions)
         logger.info("revoked %s", [f"{p.topic}-{p.partition}" for p in partitions])
+        if not revoked:
+            return
+        error = self._commit_offsets(revoked)
+        if error is not None:
+            self.stats.refused_commits += 1
+            logger.warning("commit of revoked partitions %s refused (%s): their new owner redelivers these "
+                           "records (at-least-once)", _names(revoked), error)
+
+    def _on_lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        """The group went on without this member: its pending offsets can no longer be committed."""
+        self.stats.rebalances += 1
+        lost = self._release(partitions)
+        logger.warning("lost %s", [f"{p.topic}-{p.partition}" for p in partitions])
+        if lost:
+            logger.warning("offsets %s of lost partitions were never committed: their new owner redelivers "
+                           "these records (at-least-once)", _names(lost))
+
+    def _release(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        """Forget ``partitions``; their pending offsets, no longer pending."""
+        released = []
+        for p in partitions:
+            key = (p.topic, p.partition)
+            self._assigned.discard(key)
+            if key in self._pending:
+                released.append(TopicPartition(p.topic, p.partition, self._pending.pop(key)))
+        return released
 
     # --- the loop ------------------------------------------------------------------------------------
     def run(self, *, stop: threading.Event | None = None, until_idle: float | None = None) -> EsmStats:
@@ -216,7 +258,7 @@ class LocalEventSourceMapping:
         consumer = self._consumer = self._consumer_factory(cfg.consumer_config())
         if cfg.partitions is None:
             consumer.subscribe(list(cfg.topics), on_assign=self._on_assign, on_revoke=self._on_revoke,
-                               on_lost=self._on_revoke)
+                               on_lost=self._on_lost)
         else:  # static: from the group's committed offsets (else auto.offset.reset), no membership
             assignment = self._committed([TopicPartition(topic, p) for topic in cfg.topics for p in cfg.partitions])
             consumer.assign(assignment)
@@ -320,26 +362,83 @@ class LocalEventSourceMapping:
         """Sleep while serving the group; anything fetched meanwhile is rewound so it is not skipped."""
         deadline = time.monotonic() + seconds
         while True:
-            message = self._consumer.poll(0)
-            if message is not None and message.error() is None:
-                self._consumer.seek(TopicPartition(message.topic(), message.partition(), message.offset()))
-                newly = TopicPartition(message.topic(), message.partition())
-                self._consumer.pause([newly])
-                paused.append(newly)
+            self._serve(paused)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
             self._sleep(min(remaining, 0.2))
 
+    def _serve(self, paused: list[TopicPartition]) -> None:
+        """One poll(0): runs the rebalance callbacks and heartbeats; a message fetched meanwhile is rewound
+        (seek) and its partition paused (appended to ``paused``, to resume later)."""
+        message = self._consumer.poll(0)
+        if message is not None and message.error() is None:
+            self._consumer.seek(TopicPartition(message.topic(), message.partition(), message.offset()))
+            newly = TopicPartition(message.topic(), message.partition())
+            self._consumer.pause([newly])
+            paused.append(newly)
+
     def _commit(self, offsets: list[TopicPartition]) -> None:
+        """Commit ``offsets`` (and any still pending). Refused because the group is rebalancing: serve
+        the group until the rebalance is over and commit again what this consumer still owns (what it
+        gives up meanwhile is committed by ``_on_revoke``), for at most ``commit_timeout`` seconds."""
+        gone = [tp for tp in offsets if (tp.topic, tp.partition) not in self._assigned]
+        if gone:  # revoked while a failing invocation was retried: the new owner read them from the group
+            logger.warning("offsets %s of partitions revoked before the invocation succeeded are not committed: "
+                           "their new owner redelivers these records (at-least-once)", _names(gone))
+        self._pending.update(((tp.topic, tp.partition), tp.offset) for tp in offsets
+                             if (tp.topic, tp.partition) in self._assigned)
+        deadline = time.monotonic() + self.config.commit_timeout
+        paused: list[TopicPartition] = []
+        refused = False
         try:
-            self._consumer.commit(offsets=offsets, asynchronous=False)
+            while self._pending:
+                pending = [TopicPartition(topic, partition, offset)
+                           for (topic, partition), offset in sorted(self._pending.items())]
+                error = self._commit_offsets(pending)
+                if error is None:
+                    self._pending.clear()
+                    return
+                self.stats.refused_commits += 1
+                if error.code() not in REBALANCE_ERRORS:
+                    logger.warning("commit of %s refused (%s): kept pending for the next commit",
+                                   _names(pending), error)
+                    return
+                if time.monotonic() >= deadline:
+                    logger.warning("commit of %s still refused after %.0fs of rebalance (%s): kept pending "
+                                   "for the next commit or revocation", _names(pending),
+                                   self.config.commit_timeout, error)
+                    return
+                if not refused:
+                    logger.info("commit of %s refused during a rebalance (%s): retried once it is over",
+                                _names(pending), error)
+                    refused = True
+                    paused = self._consumer.assignment()
+                    self._consumer.pause(paused)
+                rebalancing = time.monotonic() + 0.2
+                while time.monotonic() < rebalancing:  # let the group finish the rebalance
+                    self._serve(paused)
+                    self._sleep(0.02)
+        finally:
+            if paused:
+                self._consumer.resume(paused)
+
+    def _commit_offsets(self, offsets: list[TopicPartition]) -> KafkaError | None:
+        """Commit ``offsets`` synchronously; None, or the error of the refused commit."""
+        try:
+            committed = self._consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
-            self.stats.refused_commits += 1
-            logger.warning("commit refused (a rebalance moved the partitions; the new owner reprocesses "
-                           "these records idempotently): %s", exc)
-            return
+            error: KafkaError = exc.args[0]
+            return error
+        for tp in committed or ():
+            if tp.error is not None:
+                return tp.error  # type: ignore[no-any-return]
         self.stats.commits += 1
+        return None
+
+
+def _names(offsets: list[TopicPartition]) -> list[str]:
+    return [f"{tp.topic}-{tp.partition}@{tp.offset}" for tp in offsets]
 
 
 def committed_lag(bootstrap_servers: str, group_id: str, topic: str, timeout: float = 10.0) -> int:

@@ -11,6 +11,7 @@ from typing import Any
 
 import boto3
 import pytest
+from confluent_kafka.admin import AdminClient
 
 from dataforge.contract import Validator
 from dataforge.generator import GenerationSummary, GeneratorConfig, generate_events, summary
@@ -29,7 +30,7 @@ PARTITIONS = 4
 
 
 def _mapping(settings: Settings, topic: str, group: str, pause: float,
-             partitions: tuple[int, ...] | None = None) -> LocalEventSourceMapping:
+             partitions: tuple[int, ...] | None = None, client_id: str = "rdkafka") -> LocalEventSourceMapping:
     """One ESM with its own handler and S3 client (as two Lambda instances would have); each
     invocation takes at least ``pause`` seconds so that the stream outlasts the second one's join."""
     session = boto3.Session(region_name=settings.region)
@@ -43,8 +44,21 @@ def _mapping(settings: Settings, topic: str, group: str, pause: float,
         return handler(event, context)
 
     config = EsmConfig(settings.require("kafka_bootstrap_servers"), (topic,), group_id=group, batch_size=400,
-                       batching_window=0.2, partitions=partitions)
+                       batching_window=0.2, partitions=partitions, extra={"client.id": client_id})
     return LocalEventSourceMapping(config, slow_handler)
+
+
+def _await_partitions(bootstrap_servers: str, group: str, client_id: str, timeout: float = 60.0) -> None:
+    """Until the member ``client_id`` of ``group`` owns partitions, as the group coordinator sees it."""
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    deadline = time.monotonic() + timeout
+    while True:
+        description = admin.describe_consumer_groups([group])[group].result(timeout=10)
+        owned = {member.client_id: member.assignment.topic_partitions for member in description.members}
+        if owned.get(client_id):
+            return
+        assert time.monotonic() < deadline, f"{client_id} never owned partitions of {group}: {owned}"
+        time.sleep(0.1)
 
 
 def _assert_landed_exactly_once(settings: Settings, session: boto3.Session, expected: GenerationSummary) -> None:
@@ -68,10 +82,13 @@ def test_a_consumer_joining_mid_stream_takes_partitions_and_nothing_is_lost_or_d
     create_topics(bootstrap_servers, {topic: PARTITIONS})
     events = list(generate_events(GeneratorConfig(count=N, seed=23, invalid_fraction=0.05, duplicate_fraction=0.02)))
     expected = summary(events)
-    produce_all(bootstrap_servers, topic, events)
+    # the last quarter of the stream comes once the second owns partitions: the first alone must not
+    # have landed the whole stream by the time the group has rebalanced
+    held_back = N // 4
+    produce_all(bootstrap_servers, topic, events[:-held_back])
 
     group = f"{topic}-esm"
-    first, second = (_mapping(lake_settings, topic, group, pause=0.1) for _ in range(2))
+    first, second = (_mapping(lake_settings, topic, group, pause=0.1, client_id=name) for name in ("first", "second"))
     results: dict[str, EsmStats] = {}
     threads = {
         name: threading.Thread(target=lambda m=mapping, n=name: results.__setitem__(n, m.run(until_idle=4.0)))
@@ -83,6 +100,8 @@ def test_a_consumer_joining_mid_stream_takes_partitions_and_nothing_is_lost_or_d
         assert time.monotonic() < deadline, "the first mapping never landed a batch"
         time.sleep(0.05)
     threads["second"].start()
+    _await_partitions(bootstrap_servers, group, "second")
+    produce_all(bootstrap_servers, topic, events[-held_back:])
     for thread in threads.values():
         thread.join(timeout=180)
         assert not thread.is_alive()
