@@ -2,20 +2,24 @@
 
 Starts the embedded services (or reuses running ones), creates the lake resources, pushes sample
 traffic through every stage (``dataforge.local.platform``), then serves the API and the dashboard
-until Ctrl-C (``--no-serve`` stops after the pipeline).
+until Ctrl-C (``--no-serve`` stops after the pipeline), with live traffic flowing meanwhile
+(``dataforge.local.live``; ``--live-rate 0`` turns it off).
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from dataforge.errors import DataForgeError
-from dataforge.local.platform import PipelineConfig, PipelineReport, run_pipeline
+from dataforge.local.platform import PipelineConfig, PipelineReport, run_pipeline, spark_session
 from dataforge.settings import Settings
+
+if TYPE_CHECKING:
+    from dataforge.local.live import LiveTraffic
 
 _console = Console()
 
@@ -45,6 +49,8 @@ def run(
     serve: Annotated[bool, typer.Option(help="Serve the API and the dashboard after the pipeline.")] = True,
     api_port: Annotated[int, typer.Option(min=1, max=65535, help="Port of the local API.")] = 8000,
     dashboard_port: Annotated[int, typer.Option(min=1, max=65535, help="Port of the dashboard.")] = 5006,
+    live_rate: Annotated[float, typer.Option(
+        min=0, help="Live sample events/s kept flowing while serving (0: none).")] = 20.0,
 ) -> None:
     """Run the embedded platform on sample data (services, ingestion, Spark, API, dashboard)."""
     import os
@@ -68,18 +74,35 @@ def run(
                 _console.log(message)
 
             config = PipelineConfig(stream_events=stream_events, file_events=file_events, days=days, seed=seed)
-            report = run_pipeline(settings, config, progress=progress)
+            progress("starting Spark (local, Glue-like session)")
+            spark = spark_session(settings)
+            report = run_pipeline(settings, config, progress=progress, spark=spark)
     except DataForgeError as exc:
         _console.print(f"[bold red]run failed:[/] {exc}")
         raise typer.Exit(1) from exc
     _console.print(_report_table(report))
     if serve:
-        _serve(settings, api_port, dashboard_port)
+        _serve(settings, api_port, dashboard_port, live=_live(settings, spark, config, live_rate))
 
 
-def _serve(settings: Settings, api_port: int, dashboard_port: int) -> None:
-    """The API in this process, the dashboard as a ``panel serve`` child, until Ctrl-C."""
+def _live(settings: Settings, spark: Any, config: PipelineConfig, rate: float) -> LiveTraffic | None:
+    from dataforge.local.live import LiveConfig, LiveTraffic
+
+    if not rate:
+        return None
+    # Spark warns on every micro-batch (Kafka consumers outside UninterruptibleThread, batches behind
+    # their trigger): while serving, the console keeps the URLs and the live traffic's own messages.
+    spark.sparkContext.setLogLevel("ERROR")
+    live = LiveConfig(rate=rate, seed=config.seed, invalid_fraction=config.invalid_fraction,
+                      duplicate_fraction=config.duplicate_fraction)
+    return LiveTraffic(settings, spark, live)
+
+
+def _serve(settings: Settings, api_port: int, dashboard_port: int, live: LiveTraffic | None = None) -> None:
+    """The API in this process, the dashboard as a ``panel serve`` child, and ``live`` traffic
+    (threads of this process), until Ctrl-C."""
     import os
+    import signal
     import subprocess
 
     from dataforge.cli.api import load_app, serve_in_thread
@@ -95,12 +118,24 @@ def _serve(settings: Settings, api_port: int, dashboard_port: int) -> None:
                                      stdout=sink, stderr=subprocess.STDOUT)
     _console.print(f"[bold green]API[/]        {api.url}/v1/health  (header x-api-key: {settings.require('api_key')})")
     _console.print(f"[bold green]dashboard[/]  http://127.0.0.1:{dashboard_port}/app  (log: {log})")
+    if live is None:
+        _console.print("[bold]live traffic[/] off (`--live-rate N` keeps N sample events/s flowing)")
+    else:
+        # PySpark's SIGINT handler cancels every running Spark job, which fails the live streaming
+        # query mid-batch; with the plain KeyboardInterrupt, live.stop() ends it between two batches.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        live.start()
+        _console.print(f"[bold green]live traffic[/] {live.config.rate:g} events/s through Kafka, the landing "
+                       "Lambda and Spark streaming (`--live-rate 0` turns it off)")
     _console.print("Ctrl-C stops the API and the dashboard; `dataforge services down` stops moto and Kafka.")
     try:
         dashboard.wait()
     except KeyboardInterrupt:
         _console.print("stopping...")
     finally:
+        if live is not None:
+            live.stop()
+            _console.print(f"live traffic stopped: {live.counters.produced:,} events sent, {live.landed:,} landed")
         dashboard.terminate()
         try:
             dashboard.wait(timeout=10)

@@ -21,16 +21,23 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
 
 import boto3
 
 from dataforge.generator import GenerationSummary, GeneratorConfig, generate_events
 from dataforge.settings import Settings
 
+if TYPE_CHECKING:
+    from dataforge.local.esm import LocalEventSourceMapping
+
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
+
+#: How far before now the sample traffic's event-time window ends: the realtime minutes the pipeline
+#: writes are then about a minute old, and ``dataforge run``'s live traffic continues from there.
+END_LAG: Final = timedelta(minutes=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,10 +50,10 @@ class PipelineConfig:
     duplicate_fraction: float = 0.01
     days: int = 2
     seed: int = 42
-    end: datetime | None = None  # default: now minus 10 minutes
+    end: datetime | None = None  # default: now minus END_LAG
 
     def window(self, now: datetime) -> tuple[datetime, datetime]:
-        end = self.end or (now - timedelta(minutes=10))
+        end = self.end or (now - END_LAG)
         return end - timedelta(days=self.days), end
 
 
@@ -100,23 +107,36 @@ def produce(settings: Settings, config: PipelineConfig, report: PipelineReport, 
     report.dates = tuple(start.date() + timedelta(days=i) for i in range(days + 1))
 
 
-def ingest(settings: Settings, report: PipelineReport, progress: Progress, *, idle_seconds: float = 3.0) -> None:
-    """Stage 3: Kafka -> MSK landing Lambda, landing files -> batch landing Lambda (until idle)."""
+def msk_mapping(settings: Settings) -> LocalEventSourceMapping:
+    """The local event source mapping of the topic, invoking the real MSK landing Lambda wired to
+    ``settings``; one consumer group per environment, so every mapping continues from its commits."""
     from dataforge.local.esm import EsmConfig, LocalEventSourceMapping
-    from dataforge.local.s3_notifications import NotificationPoller
-    from lambdas.batch_landing import handler as batch_landing
     from lambdas.msk_landing import handler as msk_landing
 
+    landing = msk_landing.build_landing(settings)
+    esm = EsmConfig(settings.require("kafka_bootstrap_servers"), (settings.kafka_topic,),
+                    group_id=f"{settings.name_prefix}-landing")
+    return LocalEventSourceMapping(esm, msk_landing.make_handler(lambda: landing))
+
+
+def spark_session(settings: Settings) -> Any:
+    """The Glue-like local SparkSession the pipeline's jobs run on (S3A on the embedded S3)."""
+    from spark.runtime import session
+
+    return session("dataforge-platform", settings)
+
+
+def ingest(settings: Settings, report: PipelineReport, progress: Progress, *, idle_seconds: float = 3.0) -> None:
+    """Stage 3: Kafka -> MSK landing Lambda, landing files -> batch landing Lambda (until idle)."""
+    from dataforge.local.s3_notifications import NotificationPoller
+    from lambdas.batch_landing import handler as batch_landing
+
     # The real handlers, wired to these settings (not to whatever a cold start read earlier).
-    msk = msk_landing.build_landing(settings)
-    msk_handler = msk_landing.make_handler(lambda: msk)
     files = batch_landing.build_landing(settings)
     batch_handler = batch_landing.make_handler(lambda: files)
 
     progress("ingesting the Kafka topic through the MSK landing Lambda (local event source mapping)")
-    esm = EsmConfig(settings.require("kafka_bootstrap_servers"), (settings.kafka_topic,),
-                    group_id=f"{settings.name_prefix}-landing")
-    stats = LocalEventSourceMapping(esm, msk_handler).run(until_idle=idle_seconds)
+    stats = msk_mapping(settings).run(until_idle=idle_seconds)
     report.ingest["stream_records"] = stats.records
     report.ingest["stream_invocations"] = stats.invocations
 
@@ -131,9 +151,8 @@ def ingest(settings: Settings, report: PipelineReport, progress: Progress, *, id
 def refine(settings: Settings, report: PipelineReport, progress: Progress, spark: Any = None) -> None:
     """Stage 4: the Glue jobs on local Spark (S3A on the embedded S3), as the Glue workflow runs them."""
     from spark.jobs import batch_enrichment, daily_aggregation, export_gold, streaming_enrichment
-    from spark.runtime import session
 
-    spark = spark or session("dataforge-platform", settings)
+    spark = spark or spark_session(settings)
     progress("Spark streaming enrichment: Kafka -> silver + realtime minutes (availableNow)")
     report.spark["streaming"] = streaming_enrichment.run(spark, settings, trigger="availableNow")
     progress("Spark batch enrichment: bronze batch files -> silver")
@@ -161,8 +180,8 @@ def run_pipeline(settings: Settings, config: PipelineConfig | None = None,
                  progress: Progress = _noop, spark: Any = None) -> PipelineReport:
     """Stages 2-5 on already running services and created resources (see the module docstring).
 
-    ``spark`` is an existing SparkSession to reuse (tests share one per run); by default the
-    Glue-like local session is created.
+    ``spark`` is an existing SparkSession to reuse (tests share one per run, ``dataforge run`` keeps
+    its session for the live traffic); by default the Glue-like local session is created.
     """
     config = config or PipelineConfig()
     report = PipelineReport()
