@@ -31,7 +31,6 @@ from dataforge.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-STREAMING_QUERY: Final = "streaming_enrichment"  # the query name spark.jobs.streaming_enrichment gives
 _RESTART_PAUSE: Final = 5.0
 
 
@@ -189,8 +188,10 @@ class LiveTraffic:
         """Stop the streaming query, between two micro-batches if the running one ends within
         ``query_stop_wait`` (stopping in the middle of one is safe: the next run replays it under the
         same batch id, and its commit marker prevents a second append; Spark logs the interruption)."""
+        from spark.jobs.streaming_enrichment import QUERY_NAME
+
         for query in self.spark.streams.active:
-            if query.name == STREAMING_QUERY:
+            if query.name == QUERY_NAME:
                 deadline = time.monotonic() + self.config.query_stop_wait
                 while query.status.get("isTriggerActive") and time.monotonic() < deadline:
                     time.sleep(0.2)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from dataforge.settings import Settings
 from spark import runtime
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 logger = logging.getLogger(__name__)
+
+QUERY_NAME: Final = "streaming_enrichment"  # the streaming query's name (spark.streams.active)
 
 DEFAULTS = {
     "trigger": "availableNow",
@@ -113,7 +115,7 @@ def run(spark: SparkSession, settings: Settings, **options: str) -> dict[str, An
         query = query.trigger(processingTime=trigger.split("=", 1)[1])
     else:
         raise ValueError(f"--trigger must be availableNow or processingTime=<interval>, got {trigger!r}")
-    handle = query.queryName("streaming_enrichment").start()
+    handle = query.queryName(QUERY_NAME).start()
     handle.awaitTermination()
     return dict(writer.metrics)
 
