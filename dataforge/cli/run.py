@@ -136,6 +136,9 @@ def _serve(settings: Settings, api_port: int, dashboard_port: int, live: LiveTra
         if live is not None:
             live.stop()
             _console.print(f"live traffic stopped: {live.counters.produced:,} events sent, {live.landed:,} landed")
+            if live.counters.errors:
+                _console.print(f"[yellow]live traffic had {live.counters.errors} failure(s), each restarted; "
+                               f"the latest:[/] {live.counters.failures[-1]}", highlight=False)
         dashboard.terminate()
         try:
             dashboard.wait(timeout=10)

@@ -12,8 +12,9 @@ metrics stay fresh and the dashboard's charts move:
 - the alert evaluator, every ``alert_every`` seconds.
 
 Each part runs in its own thread under a supervisor: an error is logged with its traceback, counted,
-and the part restarts after a pause, so the API and the dashboard keep serving. ``stop()`` sets the
-stop flag, stops the streaming query and joins every thread.
+kept (``LiveCounters.failures``) and the part restarts after a pause, so the API and the dashboard keep
+serving. ``stop()`` sets the stop flag, stops the streaming query and joins every thread; a part that
+fails because it was being stopped (a micro-batch cut short) counts as ``interrupted``, not as an error.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -32,6 +34,7 @@ from dataforge.settings import Settings
 logger = logging.getLogger(__name__)
 
 _RESTART_PAUSE: Final = 5.0
+_KEPT_FAILURES: Final = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +65,33 @@ class LiveCounters:
     chunks: int = 0
     produced: int = 0  # records the broker confirmed
     alert_runs: int = 0
-    errors: int = 0
+    errors: int = 0  # parts that failed while serving (each then restarted)
+    interrupted: int = 0  # parts that failed while being stopped (e.g. a micro-batch cut short)
+    failures: deque[str] = field(default_factory=lambda: deque(maxlen=_KEPT_FAILURES))  # the latest errors
+
+
+def supervise(name: str, body: Callable[[], None], stop: threading.Event, counters: LiveCounters,
+              restart_pause: float = _RESTART_PAUSE) -> None:
+    """Run ``body`` until it returns or ``stop`` is set; restart it after ``restart_pause`` when it fails.
+
+    The outermost boundary of a live thread: every failure is logged with its traceback and counted,
+    as an error while serving, as an interruption once ``stop`` is set (the part's work was cut short
+    on purpose; the pipeline's checkpoints and offset commits make the cut safe).
+    """
+    while not stop.is_set():
+        try:
+            body()
+        except Exception as exc:  # a thread's outermost boundary: log, count, restart; the server lives on
+            if stop.is_set():
+                counters.interrupted += 1
+                logger.warning("live %s was interrupted while stopping: %s", name, exc, exc_info=True)
+                return
+            counters.errors += 1
+            counters.failures.append(f"{name}: {type(exc).__name__}: {exc}")
+            logger.exception("live %s failed; restarting in %.0f s", name, restart_pause)
+            stop.wait(restart_pause)
+        else:
+            return
 
 
 def chunk_seed(seed: int, end: datetime) -> int:
@@ -109,8 +138,8 @@ class LiveTraffic:
             ("producer", self._produce), ("ingest", self._ingest), ("enrich", self._enrich),
             ("alerts", self._alerts))
         for name, body in parts:
-            thread = threading.Thread(target=self._supervise, args=(name, body), name=f"dataforge-live-{name}",
-                                      daemon=True)
+            thread = threading.Thread(target=supervise, args=(name, body, self._stop, self.counters),
+                                      name=f"dataforge-live-{name}", daemon=True)
             self._threads.append(thread)
             thread.start()
 
@@ -127,20 +156,6 @@ class LiveTraffic:
                 logger.error("live %s thread did not stop within %.0f s", thread.name, self.config.join_timeout)
 
     # --- the parts --------------------------------------------------------------------------------
-    def _supervise(self, name: str, body: Callable[[], None]) -> None:
-        while not self._stop.is_set():
-            try:
-                body()
-            except Exception:  # a thread's outermost boundary: log, count, restart; the server lives on
-                self.counters.errors += 1
-                if self._stop.is_set():
-                    logger.warning("live %s failed while stopping", name, exc_info=True)
-                    return
-                logger.exception("live %s failed; restarting in %.0f s", name, _RESTART_PAUSE)
-                self._stop.wait(_RESTART_PAUSE)
-            else:
-                return
-
     def _produce(self) -> None:
         from dataforge.generator_sinks import send_to_kafka
 

@@ -203,7 +203,7 @@ def test_live_traffic_keeps_the_realtime_metrics_fresh(platform: tuple[Settings,
         live.stop()
     assert not [t.name for t in live.threads if t.is_alive()]
     assert not [q.name for q in spark.streams.active]
-    assert live.counters.errors == 0
+    assert live.counters.errors == 0, list(live.counters.failures)
     assert live_minutes, f"no realtime minute since {first_live_minute}: {realtime['items'][-3:]}"
     assert freshness < 120, freshness
     assert live.counters.alert_runs >= 1
