@@ -21,8 +21,12 @@ export PIP_CACHE_DIR := $(CACHE)/pip
 # cached in the ignored .cache/pycache; pulumi-aws alone takes 20-40 s to compile otherwise.
 unexport PYTHONDONTWRITEBYTECODE
 export PYTHONPYCACHEPREFIX := $(CACHE)/pycache
+# Rust (rustup's cargo) builds the validator's compiled fast path, native/, when uv installs it.
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+NATIVE_SOURCES := native/Cargo.toml native/Cargo.lock native/pyproject.toml native/dataforge_native.pyi \
+                  $(wildcard native/src/*.rs)
 
-.PHONY: help setup deps jars chromium run test test-unit test-integration lint typecheck check bench services-up services-down clean
+.PHONY: help setup deps jars chromium run test test-unit test-native test-integration lint typecheck check bench services-up services-down clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -32,8 +36,10 @@ $(UV):
 	@python$(PYTHON_VERSION) -m venv $(BOOTSTRAP)
 	@$(BOOTSTRAP)/bin/pip install --quiet "uv==$(UV_VERSION)"
 
-$(STAMP): pyproject.toml uv.lock | $(UV)
-	@echo "==> syncing the Python environment (.venv) from uv.lock"
+$(STAMP): pyproject.toml uv.lock $(NATIVE_SOURCES) | $(UV)
+	@command -v cargo >/dev/null 2>&1 || { echo "error: cargo not found. The validator's compiled fast path" \
+	  "(native/) is Rust: install Rust with rustup (https://rustup.rs), then rerun." >&2; exit 1; }
+	@echo "==> syncing the Python environment (.venv) from uv.lock (builds native/ with cargo when it changed)"
 	@$(UV) sync --frozen --all-extras --python python$(PYTHON_VERSION) --quiet
 	@touch $(STAMP)
 
@@ -58,8 +64,11 @@ chromium: ## Debian's chromium for the browser tests (.deb files cached in .cach
 run: setup ## set up, then run the embedded platform on sample data (API + dashboard)
 	@$(PY) -m dataforge run
 
-test: setup chromium ## set up, then run every test tier (unit, integration, e2e)
+test: setup chromium test-native ## set up, then run every test tier (Rust unit, then unit, integration, e2e)
 	@$(PY) -m pytest
+
+test-native: deps ## the Rust unit tests of native/ (cargo test)
+	@cargo test --quiet --release --manifest-path native/Cargo.toml
 
 test-unit: deps ## unit tests only (no I/O, seconds)
 	@$(PY) -m pytest tests/unit

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import gzip
-import uuid
 from datetime import UTC, datetime
 from tempfile import SpooledTemporaryFile
 from typing import IO, Final
@@ -43,7 +42,6 @@ QUARANTINE_COLUMNS: Final = QUARANTINE.column_names
 
 _EVENT_OPEN: Final = b'{"event":'
 _INGEST_OPEN: Final = b',"ingest":{"event_id":"'
-_INGEST_ID_OPEN: Final = _INGEST_OPEN[:-1]  # (before an id encoded with its opening quote)
 _SOURCE_OPEN: Final = b'","source":"'
 _POSITION_OPEN: Final = b'","position":'
 _INGESTED_OPEN: Final = b',"ingested_at":"'
@@ -108,18 +106,17 @@ class BronzeLines:
     same line, kept as parts: one call per record, no per-line join) and ``body()`` at the end.
     """
 
-    __slots__ = ("_after_id", "_mid", "_parts", "_tail", "count")
+    __slots__ = ("_mid", "_parts", "_tail", "count")
 
     def __init__(self, source: Source | str, position_prefix: str) -> None:
         quoted = _encode(position_prefix)[:-1]  # the JSON string without its closing quote
         self._mid = _SOURCE_OPEN + str(source).encode() + _POSITION_OPEN + quoted
         self._tail = b'"' + _INGESTED_OPEN
-        self._after_id = self._mid[1:]  # (after an id encoded with its closing quote)
         self._parts: list[bytes] = []
         self.count = 0
 
     def line(self, raw: bytes, event_id: bytes, index: int, ingested_at: bytes) -> bytes:
-        """``event_id``: the canonical id as bytes (``event_id_bytes``)."""
+        """``event_id``: the canonical id as bytes (as ``Validator.admit`` gives it)."""
         if b"\n" in raw or b"\r" in raw:
             raw = raw.replace(b"\n", b" ").replace(b"\r", b" ")
         return b"".join((
@@ -127,24 +124,19 @@ class BronzeLines:
             ingested_at, _LINE_CLOSE,
         ))
 
-    def add(self, raw: bytes, event_id: uuid.UUID, index: int, ingested_at: bytes) -> None:
-        """Append ``line(raw, event_id_bytes(event_id), index, ingested_at)`` to the body."""
+    def add(self, raw: bytes, event_id: bytes, index: int, ingested_at: bytes) -> None:
+        """Append ``line(raw, event_id, index, ingested_at)`` to the body (``event_id``: the
+        canonical id as bytes, as ``Validator.admit`` gives it)."""
         if b"\n" in raw or b"\r" in raw:
             raw = raw.replace(b"\n", b" ").replace(b"\r", b" ")
-        self._parts.extend((  # (the id's JSON encoding is its canonical text in quotes)
-            _EVENT_OPEN, raw, _INGEST_ID_OPEN, _encode(event_id), self._after_id,
-            b"%d" % index, self._tail, ingested_at, _LINE_CLOSE,
+        self._parts.extend((
+            _EVENT_OPEN, raw, _INGEST_OPEN, event_id, self._mid, b"%d" % index, self._tail, ingested_at, _LINE_CLOSE,
         ))
         self.count += 1
 
     def body(self) -> bytes:
         """Every line ``add`` took, in order."""
         return b"".join(self._parts)
-
-
-def event_id_bytes(event_id: uuid.UUID) -> bytes:
-    """The canonical (lowercase, hyphenated) text of an id as bytes, at C speed (``str(uuid)`` is slow)."""
-    return _encode(event_id)[1:-1]
 
 
 def raw_text(raw: bytes) -> str:
@@ -214,7 +206,7 @@ def decode_lines(body: bytes) -> list[dict[str, object]]:
 
 __all__ = [
     "BASE64_PREFIX", "GZIP_LEVEL", "QUARANTINE_COLUMNS", "BronzeLines", "QuarantineLine", "SpooledGzip",
-    "bronze_line", "decode_lines", "event_id_bytes", "file_position", "from_epoch_millis", "gzip_bytes",
+    "bronze_line", "decode_lines", "file_position", "from_epoch_millis", "gzip_bytes",
     "kafka_position",
     "one_line", "quarantine_line", "raw_text", "read_lines", "rfc3339",
 ]

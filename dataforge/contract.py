@@ -2,10 +2,14 @@
 
 One table of ``FieldSpec`` rows defines the event (ARCHITECTURE.md, "Data contract"). From it come:
 
-- ``Validator``: record validation with one machine-readable ``Reason`` per rule. The fast path is a
+- ``Validator``: record validation with one machine-readable ``Reason`` per rule. ``validate`` is a
   single typed ``msgspec`` decode plus a few cheap checks; only a record that fails the decode is
   decoded a second time, field by field, to name the exact rule it breaks. Both paths run the same
   per-field checks in the same (contract) order, so a record always gets the same reason.
+  ``admit``, the landing processors' hot path, first asks the compiled fast path (``dataforge_native``,
+  Rust: ``native/``), which accepts the common form of a valid event without building Python objects
+  and answers ``None`` for anything else; ``validate`` then decides. It never rejects, so every reason
+  still comes from this module (ADR 0009).
 - the JSON Schema of the event (for peers and docs), and, through ``dataforge.schemas``, the Spark
   ``StructType``, Glue column definitions and Arrow/DuckDB types of the raw, silver and gold tables.
 
@@ -26,6 +30,11 @@ from typing import Annotated, Any, Final, Literal, cast
 import msgspec
 
 from dataforge.iso import COUNTRY_CODES
+
+try:
+    from dataforge_native import FastPath
+except ImportError:  # not built for this platform: ``admit`` uses the pure-Python path (same answers)
+    FastPath = None  # type: ignore[assignment,misc]
 
 SCHEMA_VERSION: Final = 1
 MAX_FUTURE_SKEW: Final = timedelta(minutes=5)
@@ -344,6 +353,25 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND: Final = timedelta(microseconds=1)
+_encode_json: Final = msgspec.json.Encoder().encode
+
+
+def epoch_us(moment: datetime) -> int:
+    """An aware datetime as integer microseconds since the epoch (exact)."""
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def from_epoch_us(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+# What ``Validator.admit`` gives for a valid record: (canonical event id as bytes, event time in
+# epoch microseconds): all a landing processor needs to write the bronze line and the lag metric.
+Admitted = tuple[bytes, int]
+
+
 class Validator:
     """Validates raw event bytes against schema v1.
 
@@ -351,12 +379,22 @@ class Validator:
     ``clock`` gives "now" for the future-time rule (inject a fixed one in tests).
     """
 
-    __slots__ = ("_clock", "_currencies", "_decoder")
+    __slots__ = ("_admit_fast", "_clock", "_currencies", "_decoder", "_horizon")
 
-    def __init__(self, currencies: Collection[str], *, clock: Callable[[], datetime] = _utcnow) -> None:
+    def __init__(self, currencies: Collection[str], *, clock: Callable[[], datetime] = _utcnow,
+                 native: bool = True) -> None:
+        """``native=False`` leaves the compiled fast path out (tests compare both paths with it)."""
         self._currencies = frozenset(currencies)
         self._clock = clock
         self._decoder = msgspec.json.Decoder(_closed_event_type(self._currencies))
+        fast = FastPath(sorted(self._currencies), sorted(COUNTRY_CODES)) if native and FastPath is not None else None
+        self._admit_fast: Callable[[bytes, int], Admitted | None] | None = None if fast is None else fast.admit
+        self._horizon = (0, _EPOCH)  # the last horizon admit was given, as epoch µs and as a datetime
+
+    @property
+    def native(self) -> bool:
+        """Whether ``admit`` uses the compiled fast path."""
+        return self._admit_fast is not None
 
     def horizon(self) -> datetime:
         """Latest acceptable ``event_time``; compute once per batch and pass to ``validate``."""
@@ -375,7 +413,7 @@ class Validator:
             horizon = self.horizon()
         try:
             event = self._decoder.decode(raw)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # (msgspec: bad UTF-8 in a string)
             return self.diagnose(raw, horizon) or Rejection(Reason.INVALID_JSON, None, f"not a schema-v1 event: {exc}")
         amount = event.amount
         if (
@@ -385,6 +423,28 @@ class Validator:
         ):
             return event
         return self._explain(event, horizon)
+
+    def admit(self, raw: bytes | str, horizon_us: int) -> Admitted | Rejection:
+        """The landing processors' hot path: ``(canonical event id, event time in epoch µs)`` of a
+        valid record, or the ``Rejection`` that ``validate`` gives it; ``horizon_us`` is the latest
+        acceptable event time (``epoch_us(horizon())``, once per batch).
+
+        The compiled fast path accepts the common form of a valid event; whatever it does not accept
+        (an invalid record, or a valid one in a rarer form: a float amount, an escaped string, ...)
+        goes through ``validate``, which decides and names the rule.
+        """
+        fast = self._admit_fast
+        if fast is not None and raw.__class__ is bytes:
+            admitted = fast(raw, horizon_us)
+            if admitted is not None:
+                return admitted
+        if horizon_us != self._horizon[0]:  # (one horizon per batch: convert it once)
+            self._horizon = (horizon_us, from_epoch_us(horizon_us))
+        result = self.validate(raw, self._horizon[1])
+        if result.__class__ is Rejection:
+            return result
+        event = cast(TransactionEvent, result)
+        return _encode_json(event.event_id)[1:-1], epoch_us(event.event_time)  # (the id's canonical text)
 
     def validate_many(self, raws: Iterable[bytes | str]) -> Iterator[TransactionEvent | Rejection]:
         horizon = self.horizon()
@@ -431,6 +491,8 @@ class Validator:
             obj = msgspec.json.decode(raw)
         except msgspec.DecodeError as exc:
             return Rejection(Reason.INVALID_JSON, None, f"not valid JSON: {exc}")
+        except UnicodeDecodeError as exc:
+            return Rejection(Reason.INVALID_JSON, None, f"not valid UTF-8: {exc}")
         if not isinstance(obj, dict):
             return Rejection(Reason.NOT_AN_OBJECT, None, f"expected a JSON object, got {type(obj).__name__}")
         version = obj.get("schema_version")

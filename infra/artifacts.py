@@ -14,6 +14,7 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import io
+import os
 import shutil
 import subprocess
 import zipfile
@@ -145,26 +146,74 @@ def _uv() -> str:
     return found
 
 
+# The validator's compiled fast path (native/, Rust) for the functions' platform: cross-built here with
+# maturin, zig as the linker (so the wheel is manylinux2014: glibc 2.17, what Lambda's arm64 runtime has).
+NATIVE_SOURCE: Final = Path("native")
+NATIVE_TARGET: Final = "aarch64-unknown-linux-gnu"
+MATURIN: Final = "maturin[zig]==1.16.0"
+
+
+def _native_sources(root: Path) -> list[Path]:
+    return [p for p in _files(root) if "target" not in p.relative_to(root).parts[:1]]
+
+
+def _run(command: list[str], what: str, env: dict[str, str] | None = None) -> None:
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
+    except FileNotFoundError as exc:
+        raise InfraError(f"{what} needs {command[0]!r}, which is not installed") from exc
+    if done.returncode != 0:
+        raise InfraError(f"{what} failed: {' '.join(command)}\n{done.stderr[-2000:]}")
+
+
+def native_wheel(root: Path | None = None) -> Path:
+    """The ``dataforge_native`` wheel for the Lambda platform, built once per source tree into
+    ``.cache/native-wheels/<hash>`` (reruns reuse it). Needs rustup (it adds the arm64 target) and uv."""
+    source = (project_root() if root is None else root) / NATIVE_SOURCE
+    digest = hashlib.sha256("\n".join([NATIVE_TARGET, MATURIN]).encode())
+    for path in _native_sources(source):
+        digest.update(path.relative_to(source).as_posix().encode() + b"\0" + path.read_bytes())
+    folder = cache_dir() / "native-wheels" / digest.hexdigest()[:16]
+    wheels = sorted(folder.glob("*.whl"))
+    if (folder / ".complete").is_file() and len(wheels) == 1:
+        return wheels[0]
+    shutil.rmtree(folder, ignore_errors=True)
+    cargo_bin = Path.home() / ".cargo" / "bin"
+    env = {**os.environ, "PATH": f"{os.environ.get('PATH', '')}{os.pathsep}{cargo_bin}",
+           "CARGO_TARGET_DIR": str(cache_dir() / "cargo-target" / NATIVE_TARGET)}
+    rustup = shutil.which("rustup", path=env["PATH"]) or "rustup"
+    _run([rustup, "target", "add", NATIVE_TARGET], "adding Rust's arm64 target (rustup)", env)
+    _run([_uv(), "tool", "run", "--cache-dir", str(cache_dir() / "uv"), "--from", MATURIN, "maturin", "build",
+          "--release", "--quiet", "--manifest-path", str(source / "Cargo.toml"), "--target", NATIVE_TARGET, "--zig",
+          "--compatibility", "manylinux2014", "--interpreter", f"python{LAMBDA_PYTHON}", "--out", str(folder)],
+         "cross-building the validator's compiled fast path for arm64 (maturin + zig)", env)
+    wheels = sorted(folder.glob("*.whl"))
+    if len(wheels) != 1:
+        raise InfraError(f"maturin left {len(wheels)} wheels in {folder}, expected one")
+    (folder / ".complete").write_text(wheels[0].name + "\n")
+    return wheels[0]
+
+
 def layer_dependencies() -> Path:
-    """The layer's third-party ``python/`` folder: wheels for the Lambda platform, installed once per
-    pinned requirement set into ``.cache/lambda-layer/<hash>`` (reruns reuse it, offline)."""
+    """The layer's third-party ``python/`` folder: wheels for the Lambda platform (and the validator's
+    compiled fast path, built from native/), installed once per pinned requirement set into
+    ``.cache/lambda-layer/<hash>`` (reruns reuse it, offline)."""
     try:
         pins = [f"{name}=={importlib.metadata.version(name)}" for name in LAYER_REQUIREMENTS]
     except importlib.metadata.PackageNotFoundError as exc:
         raise InfraError(f"{exc.name} is not installed: run `make setup` (uv sync --all-extras)") from exc
-    key = hashlib.sha256("\n".join([LAMBDA_PLATFORM, LAMBDA_PYTHON, *pins]).encode()).hexdigest()[:16]
+    wheel = native_wheel()
+    layer = "\n".join([LAMBDA_PLATFORM, LAMBDA_PYTHON, *pins, wheel.name, wheel.parent.name])
+    key = hashlib.sha256(layer.encode()).hexdigest()[:16]
     folder = cache_dir() / "lambda-layer" / key
     target = folder / "python"
     if not (folder / ".complete").is_file():
         shutil.rmtree(folder, ignore_errors=True)
         command = [_uv(), "pip", "install", "--quiet", "--target", str(target), "--python-platform",
                    LAMBDA_PLATFORM, "--python-version", LAMBDA_PYTHON, "--only-binary", ":all:", "--no-compile",
-                   "--cache-dir", str(cache_dir() / "uv"), *pins]
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise InfraError(f"building the Lambda layer's dependencies failed: {' '.join(command)}\n"
-                             f"{done.stderr[-2000:]}")
-        (folder / ".complete").write_text("\n".join(pins) + "\n")
+                   "--cache-dir", str(cache_dir() / "uv"), *pins, str(wheel)]
+        _run(command, "building the Lambda layer's dependencies")
+        (folder / ".complete").write_text("\n".join([*pins, wheel.name]) + "\n")
     return target
 
 

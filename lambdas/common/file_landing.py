@@ -21,20 +21,19 @@ import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO, Any, Final, cast
+from typing import IO, Any, Final
 
 import msgspec
 
 from dataforge.bronze import (
     BronzeLines,
     SpooledGzip,
-    event_id_bytes,
     file_position,
     gzip_bytes,
     quarantine_line,
     rfc3339,
 )
-from dataforge.contract import FIELDS, MAX_FUTURE_SKEW, Reason, Rejection, TransactionEvent, Validator
+from dataforge.contract import FIELDS, MAX_FUTURE_SKEW, Reason, Rejection, Validator, epoch_us
 from dataforge.lake import LANDING_STREAM_PREFIX, FilePosition, Source, Zone, bronze_key
 from lambdas.common.config import LandingConfig
 from lambdas.common.counters import IngestCounters
@@ -114,7 +113,7 @@ class _Staging:
         self.validator = validator
         self.ingested = rfc3339(position.received_at)
         self.ingested_bytes = self.ingested.encode()
-        self.horizon = position.received_at + MAX_FUTURE_SKEW
+        self.horizon_us = epoch_us(position.received_at + MAX_FUTURE_SKEW)
         self.prefix = file_position(position.bucket, position.key, position.version, 0)[:-1]
         self.lines = BronzeLines(Source.FILE, self.prefix)
         self.bronze = SpooledGzip()
@@ -123,14 +122,11 @@ class _Staging:
 
     def add(self, raw: bytes, line_no: int) -> None:
         self.records += 1
-        result = self.validator.validate(raw, self.horizon)
-        if result.__class__ is not Rejection:  # (a ValidatedEvent: a TransactionEvent subclass)
-            event = cast(TransactionEvent, result)
-            self.bronze.write(self.lines.line(raw, event_id_bytes(event.event_id), line_no, self.ingested_bytes))
+        result = self.validator.admit(raw, self.horizon_us)
+        if isinstance(result, Rejection):
+            self.quarantine.write(quarantine_line(result, raw, Source.FILE, f"{self.prefix}{line_no}", self.ingested))
         else:
-            rejection = result
-            self.quarantine.write(quarantine_line(rejection, raw, Source.FILE, f"{self.prefix}{line_no}",
-                                                  self.ingested))
+            self.bronze.write(self.lines.line(raw, result[0], line_no, self.ingested_bytes))
 
     def close(self) -> None:
         self.bronze.close()

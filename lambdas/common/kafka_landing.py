@@ -19,14 +19,15 @@ from typing import Any, Final
 import msgspec
 
 from dataforge.bronze import BronzeLines, gzip_bytes, kafka_position, quarantine_line, rfc3339
-from dataforge.contract import MAX_FUTURE_SKEW, Rejection, Validator
+from dataforge.contract import MAX_FUTURE_SKEW, Rejection, Validator, epoch_us, from_epoch_us
 from dataforge.lake import KafkaBatchPosition, Source, Zone, bronze_key, raw_archive_key
 from lambdas.common.config import LandingConfig
 from lambdas.common.counters import IngestCounters
 from lambdas.common.storage import ObjectStore
 
 _b64decode = binascii.a2b_base64  # the C function (base64.b64decode adds a Python layer)
-_NO_TIME: Final = datetime.min.replace(tzinfo=UTC)
+_NO_TIME: Final = -(2**63)
+_SKEW_US: Final = epoch_us(datetime(1970, 1, 1, tzinfo=UTC) + MAX_FUTURE_SKEW)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,32 +71,32 @@ def land_partition(topic: str, partition: int, records: Sequence[Mapping[str, An
                                   datetime.fromtimestamp(first["timestamp"] / 1000, UTC))
     lines = BronzeLines(Source.KAFKA, f"{topic}-{partition}@")
     add_line = lines.add
-    validate = validator.validate
+    admit = validator.admit
     rejected: list[bytes] = []
     newest = _NO_TIME
     last_ms = -1
-    horizon = position.received_at
+    horizon_us = 0
     ingested = b""
     for record in records:
         ms = record["timestamp"]
         if ms != last_ms:  # records of a burst share their timestamp: convert it once
-            moment = datetime.fromtimestamp(ms / 1000, UTC)
-            horizon = moment + MAX_FUTURE_SKEW
-            ingested = rfc3339(moment).encode()
+            horizon_us = ms * 1000 + _SKEW_US
+            ingested = rfc3339(datetime.fromtimestamp(ms / 1000, UTC)).encode()
             last_ms = ms
         value = record.get("value")
         raw = _b64decode(value) if value else b""
-        result = validate(raw, horizon)
+        result = admit(raw, horizon_us)
         if isinstance(result, Rejection):
             rejected.append(quarantine_line(result, raw, Source.KAFKA,
                                             kafka_position(topic, partition, record["offset"]),
                                             ingested.decode()))
             continue
-        add_line(raw, result.event_id, record["offset"], ingested)
-        if result.event_time > newest:
-            newest = result.event_time
+        event_id, event_us = result
+        add_line(raw, event_id, record["offset"], ingested)
+        if event_us > newest:
+            newest = event_us
     return PartitionOutput(position, lines.body(), b"".join(rejected), len(records), lines.count,
-                           len(rejected), None if newest is _NO_TIME else newest)
+                           len(rejected), None if newest == _NO_TIME else from_epoch_us(newest))
 
 
 def _split_partition_key(key: str, records: Sequence[Mapping[str, Any]]) -> tuple[str, int]:

@@ -21,6 +21,12 @@ def test_core_layer_has_the_core_and_its_dependencies_for_arm64() -> None:
     native = [n for n in names if n.startswith("python/msgspec/_core") and n.endswith(".so")]
     assert native, "msgspec's compiled core is missing from the layer"
     assert all("aarch64" in n for n in native)  # the functions run on arm64
+    # the validator's compiled fast path, cross-built from native/ for arm64 (manylinux2014)
+    (fast_path,) = [n for n in names if n.startswith("python/dataforge_native/") and n.endswith(".so")]
+    with zipfile.ZipFile(artifacts.build_bundle().core_layer.path) as archive:
+        elf = archive.read(fast_path)
+    assert elf[:4] == b"\x7fELF"
+    assert int.from_bytes(elf[18:20], "little") == 183  # e_machine: EM_AARCH64
     assert not [n for n in names if n.endswith(".pyc")]
 
 

@@ -87,6 +87,9 @@ def test_valid_event_passes_with_its_values(validator: Validator) -> None:
     [
         pytest.param(b"{not json", Reason.INVALID_JSON, None, id="invalid_json"),
         pytest.param(b"\xff\xfe{}", Reason.INVALID_JSON, None, id="not_utf8"),
+        pytest.param(encode(BASE).replace(b'"web"', b'"w\xffb"'), Reason.INVALID_JSON, None, id="not_utf8_in_a_value"),
+        pytest.param(encode(BASE).replace(b'"txn-000001"', b'"txn-\xc3"'), Reason.INVALID_JSON, None,
+                     id="truncated_utf8_in_an_id"),
         pytest.param(encode([BASE]), Reason.NOT_AN_OBJECT, None, id="array"),
         pytest.param(encode(without("amount")), Reason.MISSING_FIELD, "amount", id="missing_amount"),
         pytest.param(encode(without("decline_reason")), Reason.MISSING_FIELD, "decline_reason", id="missing_dr"),

@@ -85,6 +85,26 @@ def test_generated_batch_reconciles_and_retry_rewrites_identical_objects() -> No
     assert [b["ingest"]["event_id"] for b in bronze] == valid_ids  # type: ignore[index]
 
 
+@pytest.mark.parametrize("native", [True, False], ids=["compiled_fast_path", "pure_python"])
+def test_a_record_with_bad_utf8_in_a_value_is_quarantined_and_the_batch_lands(native: bool) -> None:
+    good = {"event_id": "6F1C2A9E-8D4B-4C3A-9E2F-1B7D5A0C4E21", "event_type": "payment", "schema_version": 1,
+            "event_time": "2024-05-01T11:58:30.250+01:00", "transaction_id": "t1", "account_id": "a1",
+            "merchant_id": "m1", "amount": 12.5, "currency": "EUR", "status": "approved", "decline_reason": None,
+            "channel": "web", "country": "DE", "payment_method": "card"}
+    later = {**good, "event_id": "6f1c2a9e-8d4b-4c3a-9e2f-1b7d5a0c4e22", "event_time": "2024-05-01T11:59:00Z"}
+    bad_utf8 = json.dumps(good).encode().replace(b'"web"', b'"w\xffb"')
+    store = MemoryStore()
+    landing = KafkaLanding(CONFIG, store, Validator(default_fx().currencies, native=native))
+    result = landing.land(_event([json.dumps(good).encode(), bad_utf8, json.dumps(later).encode()])["records"])
+    assert (result.records, result.valid, result.quarantined) == (3, 2, 1)
+    assert result.newest_event_time == datetime(2024, 5, 1, 11, 59, tzinfo=UTC)
+    by_zone = {bucket: decode_lines(body) for (bucket, _), body in store.objects.items()}
+    assert [line["ingest"]["event_id"] for line in by_zone["bronze"]] == [  # type: ignore[index]
+        "6f1c2a9e-8d4b-4c3a-9e2f-1b7d5a0c4e21", "6f1c2a9e-8d4b-4c3a-9e2f-1b7d5a0c4e22"]
+    (quarantined,) = by_zone["quarantine"]
+    assert (quarantined["reason"], quarantined["position"]) == ("invalid_json", "transactions-0@101")
+
+
 def test_local_mapping_builds_an_msk_event_and_the_offsets_to_commit_in_one_go() -> None:
     messages = [Message(topic="t", partition=partition, offset=offset, key=b"acct", value=b"{}",
                         timestamp=(1, 1_700_000_000_000))
