@@ -9,7 +9,7 @@ One table of ``FieldSpec`` rows defines the event (ARCHITECTURE.md, "Data contra
   ``admit``, the landing processors' hot path, first asks the compiled fast path (``dataforge_native``,
   Rust: ``native/``), which accepts the common form of a valid event without building Python objects
   and answers ``None`` for anything else; ``validate`` then decides. It never rejects, so every reason
-  still comes from this module (ADR 0009).
+  still comes from this module (ADR 0006).
 - the JSON Schema of the event (for peers and docs), and, through ``dataforge.schemas``, the Spark
   ``StructType``, Glue column definitions and Arrow/DuckDB types of the raw, silver and gold tables.
 
