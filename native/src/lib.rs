@@ -333,8 +333,9 @@ fn amount_text(text: &str) -> bool {
 /// without an exponent below the 10^13 limit), and a whole number only drops Python's ``.0``.
 fn amount_number(number: &[u8]) -> bool {
     if number.iter().all(u8::is_ascii_digit) {
-        // a JSON integer: the contract's int amount, 1..10^16 (more digits than that: too big, or Python's call)
-        return number.len() <= 16 && number.iter().any(|&b| b != b'0') && number[0] != b'0';
+        // a JSON integer (the grammar allows a leading 0 only in "0" itself): the contract's int amount,
+        // 1..10^16 (more digits than that: too big, or Python's call)
+        return number.len() <= 16 && number[0] != b'0';
     }
     parse_f64(number).is_some_and(|value| value > 0.0 && value < FLOAT_AMOUNT_LIMIT && amount_text(&value.to_string()))
 }

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable, Collection, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from dataforge.contract import Reason, Rejection, Validator
+from dataforge.contract import Reason, Rejection, Validator, epoch_us
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -63,11 +63,6 @@ class _BronzeLine(msgspec.Struct):
     ingest: _Ingest
 
 
-def _epoch_us(moment: datetime) -> int:
-    delta = moment.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
 def raw_text(raw: bytes | str) -> str:
     """A raw record as text for quarantine: UTF-8 when it decodes, else base64 (QUARANTINE.raw)."""
     if isinstance(raw, str):
@@ -83,7 +78,7 @@ def _row(result: Any) -> list[Any]:
     if isinstance(result, Rejection):
         return [None] * 15 + [result.reason.value, result.field, result.detail]
     return [
-        result.canonical_event_id, result.event_type, result.schema_version, _epoch_us(result.event_time),
+        result.canonical_event_id, result.event_type, result.schema_version, epoch_us(result.event_time),
         result.transaction_id, result.account_id, result.merchant_id, str(result.amount_decimal),
         result.currency, result.status, result.decline_reason, result.channel, result.country,
         result.payment_method, result.risk_score, None, None, None,
@@ -113,7 +108,7 @@ def _validate_frame(pdf: pd.DataFrame, validator: Validator, bronze: bool) -> pd
             event_bytes = bytes(line.event)
             extra["source"].append(line.ingest.source)
             extra["position"].append(line.ingest.position)
-            extra["ingested_at_us"].append(_epoch_us(datetime.fromisoformat(line.ingest.ingested_at)))
+            extra["ingested_at_us"].append(epoch_us(datetime.fromisoformat(line.ingest.ingested_at)))
             rows.append(_row(validator.validate(event_bytes, horizon)))
             raws.append(raw_text(event_bytes))
         else:
