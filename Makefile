@@ -26,7 +26,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 NATIVE_SOURCES := native/Cargo.toml native/Cargo.lock native/pyproject.toml native/dataforge_native.pyi \
                   $(wildcard native/src/*.rs)
 
-.PHONY: help setup deps jars chromium run test test-unit test-native test-integration lint typecheck check bench services-up services-down clean
+.PHONY: help setup deps jars chromium run test test-unit test-native test-integration fuzz lint typecheck check bench services-up services-down clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -75,6 +75,17 @@ test-unit: deps ## unit tests only (no I/O, seconds)
 
 test-integration: setup chromium ## integration tests (real Kafka, moto server, Spark, DuckDB)
 	@$(PY) -m pytest tests/integration
+
+# Coverage-guided fuzzing (atheris/libFuzzer) of every target in tests/fuzz/fuzz_*.py, each for
+# FUZZ_SECONDS; the growing corpora live in the ignored .cache/fuzz/<target>. The test suite runs
+# each target for a short bounded time (tests/fuzz/test_fuzz_targets.py).
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS ?= $(wildcard tests/fuzz/fuzz_*.py)
+fuzz: deps ## fuzz the validator and the SQL guard (FUZZ_SECONDS per target, default 600)
+	@for target in $(FUZZ_TARGETS); do name=$$(basename $$target .py); mkdir -p $(CACHE)/fuzz/$$name; \
+	  echo "==> $$target for $(FUZZ_SECONDS) s (corpus .cache/fuzz/$$name)"; \
+	  $(PY) $$target -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 -print_final_stats=1 \
+	    $(CACHE)/fuzz/$$name || exit 1; done
 
 lint: deps ## ruff
 	@$(VENV)/bin/ruff check .
