@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final, TypedDict
 
 from dataforge.contract import FIELDS
@@ -74,24 +75,55 @@ SILVER_TRANSACTIONS: Final = Table(
     (Column("event_date", "date", False, "UTC date of event_time"),),
 )
 
+class KpiKind(StrEnum):
+    """What a gold KPI column holds; its storage type, serving form, API form and display derive from it."""
+
+    KEY = "key"  # a grain column (``PLATFORM_TOTAL`` on platform-total rows)
+    COUNT = "count"  # a whole number
+    RATE = "rate"  # a ratio, half-even to 4 decimals
+    MONEY = "money"  # USD, half-even to cents
+
+
+@dataclass(frozen=True, slots=True)
+class KpiColumn:
+    name: str
+    kind: KpiKind
+    nullable: bool = False
+    comment: str = ""
+
+
+# The gold KPI row, defined once (ARCHITECTURE.md, "KPI definitions"): the gold table, the DynamoDB
+# items, the export, the API's rows and OpenAPI schema and the dashboard's columns derive from it.
+# A new KPI is one row here plus its computation (``spark/transforms/kpis.py``).
+GOLD_KPI_ROW: Final = (
+    KpiColumn("merchant_id", KpiKind.KEY, comment=f"'{PLATFORM_TOTAL}' on platform-total rows"),
+    KpiColumn("country", KpiKind.KEY, comment=f"'{PLATFORM_TOTAL}' on platform-total rows"),
+    KpiColumn("channel", KpiKind.KEY, comment=f"'{PLATFORM_TOTAL}' on platform-total rows"),
+    KpiColumn("txn_count", KpiKind.COUNT, comment="payments, approved + declined"),
+    KpiColumn("approved_count", KpiKind.COUNT),
+    KpiColumn("declined_count", KpiKind.COUNT),
+    KpiColumn("approval_rate", KpiKind.RATE, nullable=True, comment="approved/txn_count, half-even; null when 0"),
+    KpiColumn("gross_volume_usd", KpiKind.MONEY, comment="sum of amount_usd of approved payments"),
+    KpiColumn("refund_count", KpiKind.COUNT, comment="approved refunds"),
+    KpiColumn("refund_volume_usd", KpiKind.MONEY),
+    KpiColumn("net_volume_usd", KpiKind.MONEY, comment="gross - refunds"),
+    KpiColumn("avg_ticket_usd", KpiKind.MONEY, nullable=True, comment="gross/approved_count, half-even; null when 0"),
+    KpiColumn("unique_accounts", KpiKind.COUNT, comment="distinct account_id over payments"),
+)
+KPI_DATE: Final = "event_date"
+_KPI_TYPES: Final = {KpiKind.KEY: "string", KpiKind.COUNT: "bigint", KpiKind.RATE: "decimal(5,4)",
+                     KpiKind.MONEY: "decimal(18,2)"}
+
+
+def kpi_columns(*kinds: KpiKind) -> tuple[str, ...]:
+    """The names of the gold KPI columns of these kinds, in row order."""
+    return tuple(c.name for c in GOLD_KPI_ROW if c.kind in kinds)
+
+
 GOLD_DAILY_KPIS: Final = Table(
     "daily_kpis",
-    (
-        Column("merchant_id", "string", False, f"'{PLATFORM_TOTAL}' on platform-total rows"),
-        Column("country", "string", False, f"'{PLATFORM_TOTAL}' on platform-total rows"),
-        Column("channel", "string", False, f"'{PLATFORM_TOTAL}' on platform-total rows"),
-        Column("txn_count", "bigint", False, "payments, approved + declined"),
-        Column("approved_count", "bigint", False),
-        Column("declined_count", "bigint", False),
-        Column("approval_rate", "decimal(5,4)", True, "approved/txn_count, half-even; null when 0"),
-        Column("gross_volume_usd", "decimal(18,2)", False, "sum of amount_usd of approved payments"),
-        Column("refund_count", "bigint", False, "approved refunds"),
-        Column("refund_volume_usd", "decimal(18,2)", False),
-        Column("net_volume_usd", "decimal(18,2)", False, "gross - refunds"),
-        Column("avg_ticket_usd", "decimal(18,2)", True, "gross/approved_count, half-even; null when 0"),
-        Column("unique_accounts", "bigint", False, "distinct account_id over payments"),
-    ),
-    (Column("event_date", "date", False),),
+    tuple(Column(c.name, _KPI_TYPES[c.kind], c.nullable, c.comment) for c in GOLD_KPI_ROW),
+    (Column(KPI_DATE, "date", False),),
 )
 
 REALTIME_MINUTE: Final = Table(

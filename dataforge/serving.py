@@ -23,12 +23,13 @@ overwrites the same items (idempotent). Money and rates are ``Decimal`` (DynamoD
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Final, TypedDict
+from typing import Any, Final, TypedDict
 
 from dataforge.errors import ContractError
-from dataforge.schemas import PLATFORM_TOTAL
+from dataforge.schemas import GOLD_KPI_ROW, KPI_DATE, PLATFORM_TOTAL, KpiKind
 
 PK: Final = "pk"
 SK: Final = "sk"
@@ -86,27 +87,6 @@ def alert_pk(alert_id: str) -> str:
     return f"ALERT#{alert_id}"
 
 
-class KpiItem(TypedDict):
-    """One gold row as stored (values are DynamoDB-ready: Decimal numbers, ISO dates)."""
-
-    pk: str
-    sk: str
-    event_date: str
-    merchant_id: str
-    country: str
-    channel: str
-    txn_count: int
-    approved_count: int
-    declined_count: int
-    approval_rate: Decimal | None
-    gross_volume_usd: Decimal
-    refund_count: int
-    refund_volume_usd: Decimal
-    net_volume_usd: Decimal
-    avg_ticket_usd: Decimal | None
-    unique_accounts: int
-
-
 class RealtimeItem(TypedDict):
     pk: str
     sk: str
@@ -142,6 +122,19 @@ def kpi_item_keys(event_date: date, merchant_id: str, country: str, channel: str
     elif merchant_id != PLATFORM_TOTAL:
         keys.append((kpi_merchant_pk(merchant_id), kpi_merchant_sk(event_date, country, channel)))
     return keys
+
+
+def kpi_items(row: Mapping[str, Any], event_date: date) -> list[dict[str, object]]:
+    """The DynamoDB items of one gold row (``schemas.GOLD_KPI_ROW``), one per key it is served under:
+    counts as integers, money and rates as the ``Decimal`` gold holds, no null attributes."""
+    values: dict[str, object] = {KPI_DATE: event_date.isoformat()}
+    for column in GOLD_KPI_ROW:
+        value = row[column.name]
+        values[column.name] = int(value) if column.kind is KpiKind.COUNT else value
+    return [
+        without_none({PK: pk, SK: sk, **values})
+        for pk, sk in kpi_item_keys(event_date, row["merchant_id"], row["country"], row["channel"])
+    ]
 
 
 def without_none(item: dict[str, object]) -> dict[str, object]:

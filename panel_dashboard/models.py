@@ -4,22 +4,9 @@ from __future__ import annotations
 
 from typing import Any, TypedDict
 
-
-class DailyKpi(TypedDict):
-    event_date: str
-    merchant_id: str
-    country: str
-    channel: str
-    txn_count: int
-    approved_count: int
-    declined_count: int
-    approval_rate: str | None
-    gross_volume_usd: str
-    refund_count: int
-    refund_volume_usd: str
-    net_volume_usd: str
-    avg_ticket_usd: str | None
-    unique_accounts: int
+# One gold KPI row as the API serves it: ``event_date`` and the columns of ``schemas.GOLD_KPI_ROW``
+# (keys as text, counts as integers, rates and money as decimal strings, nullable ones may be null).
+DailyKpi = dict[str, Any]
 
 
 class Summary(TypedDict):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any, Final
@@ -16,16 +16,15 @@ from chalicelib.errors import BadRequestError, DependencyError, NotFoundError
 from chalicelib.repositories import ALERT_INDEX_KEY_NAMES, TABLE_KEY_NAMES, Item, Page
 from chalicelib.services import Services
 from dataforge import serving
+from dataforge.schemas import GOLD_KPI_ROW, KPI_DATE, KpiKind, kpi_columns
 
 logger = logging.getLogger(__name__)
 
 Params = Mapping[str, str] | None
 
-KPI_KEYS: Final = ("event_date", "merchant_id", "country", "channel")
-KPI_COUNTS: Final = ("txn_count", "approved_count", "declined_count", "refund_count", "unique_accounts")
-KPI_MONEY: Final = ("gross_volume_usd", "refund_volume_usd", "net_volume_usd", "avg_ticket_usd")
-KPI_RATES: Final = ("approval_rate",)
-KPI_METRICS: Final = KPI_COUNTS + KPI_RATES + KPI_MONEY
+# The API's KPI row is the gold row (``schemas.GOLD_KPI_ROW``): counts as integers, rates and money as
+# decimal strings.
+KPI_METRICS: Final = kpi_columns(KpiKind.COUNT, KpiKind.RATE, KpiKind.MONEY)
 _CENT, _RATE, _PCT = Decimal("0.01"), Decimal("0.0001"), Decimal("0.01")
 MAX_REALTIME_MINUTES: Final = 1440
 ONE_SECOND: Final = timedelta(seconds=1)
@@ -57,11 +56,15 @@ def count(value: Any) -> int:
     return 0 if number is None else int(number)
 
 
+_KPI_FORMATS: Final[dict[KpiKind, Callable[[Any], Any]]] = {
+    KpiKind.KEY: lambda value: str(value or ""), KpiKind.COUNT: count, KpiKind.RATE: rate, KpiKind.MONEY: money,
+}
+
+
 def kpi_row(item: Item) -> dict[str, Any]:
-    row: dict[str, Any] = {name: str(item.get(name, "")) for name in KPI_KEYS}
-    row.update({name: count(item.get(name)) for name in KPI_COUNTS})
-    row.update({name: rate(item.get(name)) for name in KPI_RATES})
-    row.update({name: money(item.get(name)) for name in KPI_MONEY})
+    row: dict[str, Any] = {KPI_DATE: str(item.get(KPI_DATE, ""))}
+    for column in GOLD_KPI_ROW:
+        row[column.name] = _KPI_FORMATS[column.kind](item.get(column.name))
     return row
 
 

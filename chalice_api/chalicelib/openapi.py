@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any, Final
 
 from chalicelib.config import API_KEY_HEADER, API_PREFIX, MAX_PAGE_SIZE, MAX_SQL_CHARS
-from chalicelib.handlers import KPI_COUNTS, KPI_MONEY, MAX_REALTIME_MINUTES
+from chalicelib.handlers import KPI_METRICS, MAX_REALTIME_MINUTES
+from dataforge.schemas import GOLD_KPI_ROW, KPI_DATE, KpiKind
 from dataforge.serving import ALERT_STATUSES
 
 VERSION: Final = "1.0.0"
@@ -31,18 +32,23 @@ def _obj(props: dict[str, Any], required: list[str] | None = None, **extra: Any)
     return {"type": "object", "properties": props, "required": required or list(props), **extra}
 
 
+_KPI_SCHEMAS: Final[dict[KpiKind, dict[str, Any]]] = {
+    KpiKind.KEY: {"type": "string"}, KpiKind.COUNT: _COUNT, KpiKind.RATE: _RATE, KpiKind.MONEY: _MONEY,
+}
+
+
 def _kpi_row() -> dict[str, Any]:
-    props: dict[str, Any] = {"event_date": _DATE, "merchant_id": {"type": "string"}, "country": {"type": "string"},
-                             "channel": {"type": "string"}}
-    props.update({n: _COUNT for n in KPI_COUNTS})
-    props["approval_rate"] = _RATE
-    props.update({n: dict(_MONEY) for n in KPI_MONEY})
-    props["avg_ticket_usd"] = {**_MONEY, "nullable": True}
+    props: dict[str, Any] = {KPI_DATE: _DATE}
+    for column in GOLD_KPI_ROW:
+        schema = dict(_KPI_SCHEMAS[column.kind])
+        if column.nullable:
+            schema["nullable"] = True
+        props[column.name] = schema
     return _obj(props)
 
 
 def _schemas() -> dict[str, Any]:
-    change = _obj({n: _PCT for n in (*KPI_COUNTS, "approval_rate", *KPI_MONEY)})
+    change = _obj({n: _PCT for n in KPI_METRICS})
     return {
         "Error": _obj({"error": _obj({"code": {"type": "string"}, "message": {"type": "string"}})}),
         "Health": _obj({

@@ -13,6 +13,7 @@ import panel as pn
 from bokeh.models import ColumnDataSource
 from bokeh.models.widgets.tables import NumberFormatter
 
+from dataforge.schemas import GOLD_KPI_ROW, PLATFORM_TOTAL, KpiKind, kpi_columns
 from panel_dashboard.charts import DateAxis, approval_chart, series_columns, volume_chart
 from panel_dashboard.client import ApiClient
 from panel_dashboard.errors import ApiError, ApiUnavailableError
@@ -22,16 +23,17 @@ from panel_dashboard.state import fingerprint, to_decimal
 from panel_dashboard.style import html_pane
 
 ALL = "(all)"
-COLUMNS = ["merchant_id", "country", "channel", "txn_count", "approved_count", "declined_count", "approval_rate",
-           "gross_volume_usd", "refund_volume_usd", "net_volume_usd", "avg_ticket_usd", "unique_accounts"]
-_MONEY = ("gross_volume_usd", "refund_volume_usd", "net_volume_usd", "avg_ticket_usd")
+# The table's columns and formats derive from the gold KPI row (``schemas.GOLD_KPI_ROW``).
+COLUMNS = [column.name for column in GOLD_KPI_ROW]
+_MONEY = kpi_columns(KpiKind.MONEY)
+_RATES = kpi_columns(KpiKind.RATE)
 
 
 def merchants_frame(rows: list[DailyKpi]) -> pd.DataFrame:
     """Rows -> a frame for the table (money as floats for display/sorting only; the API keeps decimals)."""
-    frame = pd.DataFrame([{c: r.get(c) for c in COLUMNS} for r in rows if r.get("merchant_id") != "*"],
+    frame = pd.DataFrame([{c: r.get(c) for c in COLUMNS} for r in rows if r.get("merchant_id") != PLATFORM_TOTAL],
                          columns=COLUMNS)
-    for col in (*_MONEY, "approval_rate"):
+    for col in (*_MONEY, *_RATES):
         frame[col] = [float(v) if (v := to_decimal(x)) is not None else None for x in frame[col]]
     return frame.sort_values("gross_volume_usd", ascending=False, ignore_index=True)
 
@@ -62,7 +64,7 @@ class MerchantsPage:
         self.country = pn.widgets.Select(name="Country", options=[ALL], value=ALL, width=110)
         self.channel = pn.widgets.Select(name="Channel", options=[ALL], value=ALL, width=110)
         formatters: dict[str, Any] = {c: {"type": "money", "symbol": "$", "precision": 2} for c in _MONEY}
-        formatters["approval_rate"] = NumberFormatter(format="0.00%")
+        formatters.update({c: NumberFormatter(format="0.00%") for c in _RATES})
         self.table = pn.widgets.Tabulator(self.frame, pagination="local", page_size=15, disabled=True,
                                           selectable=1, show_index=False, layout="fit_data_stretch",
                                           formatters=formatters, sizing_mode="stretch_width", height=480,

@@ -1,6 +1,6 @@
 """Glue job: gold KPIs of one ``--date`` -> DynamoDB items (ADR 0001 keys), idempotently.
 
-Every row is upserted whole under each of its keys (``serving.kpi_item_keys``); items of that date
+Every row is upserted whole under each of its keys (``serving.kpi_items``); items of that date
 whose grain is no longer in gold (a rebuilt date) are deleted, so the table mirrors gold exactly.
 """
 
@@ -21,28 +21,11 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 
-def kpi_items(row: dict[str, Any], day: date) -> list[dict[str, object]]:
-    """The DynamoDB items of one gold row (one per key it is served under)."""
-    items = []
-    for pk, sk in serving.kpi_item_keys(day, row["merchant_id"], row["country"], row["channel"]):
-        item: serving.KpiItem = {
-            "pk": pk, "sk": sk, "event_date": day.isoformat(),
-            "merchant_id": row["merchant_id"], "country": row["country"], "channel": row["channel"],
-            "txn_count": int(row["txn_count"]), "approved_count": int(row["approved_count"]),
-            "declined_count": int(row["declined_count"]), "approval_rate": row["approval_rate"],
-            "gross_volume_usd": row["gross_volume_usd"], "refund_count": int(row["refund_count"]),
-            "refund_volume_usd": row["refund_volume_usd"], "net_volume_usd": row["net_volume_usd"],
-            "avg_ticket_usd": row["avg_ticket_usd"], "unique_accounts": int(row["unique_accounts"]),
-        }
-        items.append(serving.without_none(dict(item)))
-    return items
-
-
 def run(spark: SparkSession, settings: Settings, day: date) -> dict[str, int]:
     where = runtime.Lake(settings)
     rows = [r.asDict() for r in runtime.read_table(spark, where.gold(day), schemas.GOLD_DAILY_KPIS, day).collect()]
     table = runtime.dynamodb_table(settings)
-    items = [item for row in rows for item in kpi_items(row, day)]
+    items = [item for row in rows for item in serving.kpi_items(row, day)]
     wanted = {(str(i["pk"]), str(i["sk"])) for i in items}
     stale: set[tuple[str, str]] = set()
     query: dict[str, Any] = {"KeyConditionExpression": Key(serving.PK).eq(serving.kpi_date_pk(day))}

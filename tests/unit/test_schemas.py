@@ -38,3 +38,15 @@ def test_arrow_and_duckdb_cover_every_column() -> None:
 def test_unknown_logical_type_is_a_contract_error() -> None:
     with pytest.raises(ContractError):
         schemas.glue_type("varchar(10)")
+
+
+def test_the_gold_table_derives_from_the_one_kpi_row() -> None:
+    gold = {c.name: c for c in schemas.GOLD_DAILY_KPIS.columns}
+    assert tuple(gold) == tuple(c.name for c in schemas.GOLD_KPI_ROW)
+    kinds = {c.name: c.kind for c in schemas.GOLD_KPI_ROW}
+    assert {gold[name].type for name in schemas.kpi_columns(schemas.KpiKind.MONEY)} == {"decimal(18,2)"}
+    assert {gold[name].type for name in schemas.kpi_columns(schemas.KpiKind.COUNT)} == {"bigint"}
+    assert kinds["approval_rate"] is schemas.KpiKind.RATE
+    assert gold["approval_rate"].nullable
+    assert schemas.kpi_columns(schemas.KpiKind.KEY) == ("merchant_id", "country", "channel")
+    assert schemas.GOLD_DAILY_KPIS.partition_keys[0].name == schemas.KPI_DATE

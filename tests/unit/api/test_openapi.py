@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -48,3 +49,21 @@ def test_formatting() -> None:
     assert handlers.pct_change(150, 100) == "50.00"
     assert handlers.pct_change(1, 0) is None
     assert handlers.pct_change(1, None) is None
+
+
+def test_the_kpi_row_and_its_schema_derive_from_the_gold_row() -> None:
+    from dataforge.schemas import GOLD_KPI_ROW, KPI_DATE
+
+    names = [KPI_DATE, *(c.name for c in GOLD_KPI_ROW)]
+    schema = document()["components"]["schemas"]["KpiRow"]
+    assert list(schema["properties"]) == names
+    assert {n for n, s in schema["properties"].items() if s.get("nullable")} == {"approval_rate", "avg_ticket_usd"}
+    row = handlers.kpi_row({"event_date": "2025-03-10", "merchant_id": "m1", "country": "US", "channel": "web",
+                            "txn_count": Decimal(3), "approval_rate": Decimal("0.66666"),
+                            "gross_volume_usd": Decimal("10.005")})
+    assert list(row) == names
+    assert row["txn_count"] == 3
+    assert row["approval_rate"] == "0.6667"
+    assert row["gross_volume_usd"] == "10.00"
+    assert row["avg_ticket_usd"] is None
+    assert row["refund_count"] == 0

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from dataforge import serving
 from dataforge.cli import jobs as cli_jobs
 from dataforge.errors import SettingsError
 from dataforge.local.spark import s3a_conf, session_conf
 from dataforge.settings import Settings
 from spark import runtime
-from spark.jobs import backfill, export_gold
+from spark.jobs import backfill
 
 
 def test_glue_style_arguments_locally() -> None:
@@ -44,10 +45,14 @@ def test_export_items_use_the_serving_keys() -> None:
            "declined_count": 1, "approval_rate": Decimal("0.5000"), "gross_volume_usd": Decimal("1.00"),
            "refund_count": 0, "refund_volume_usd": Decimal("0.00"), "net_volume_usd": Decimal("1.00"),
            "avg_ticket_usd": None, "unique_accounts": 2}
-    items = export_gold.kpi_items(row, date(2025, 3, 10))
+    items = serving.kpi_items(row, date(2025, 3, 10))
     assert [(i["pk"], i["sk"]) for i in items] == [("KPI#D#2025-03-10", "m1#US#web"), ("KPI#M#m1", "2025-03-10#US#web")]
     assert "avg_ticket_usd" not in items[0]
-    total = export_gold.kpi_items({**row, "merchant_id": "*", "country": "*", "channel": "*"}, date(2025, 3, 10))
+    assert items[0]["txn_count"] == 2
+    assert type(items[0]["txn_count"]) is int
+    assert items[0]["approval_rate"] == Decimal("0.5000")
+    assert items[0]["event_date"] == "2025-03-10"
+    total = serving.kpi_items({**row, "merchant_id": "*", "country": "*", "channel": "*"}, date(2025, 3, 10))
     assert [(i["pk"], i["sk"]) for i in total] == [("KPI#D#2025-03-10", "*#*#*"), ("KPI#TOTAL", "2025-03-10")]
 
 
