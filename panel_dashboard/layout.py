@@ -178,7 +178,7 @@ class SparePage:
     """One dashboard built ahead of the next session, so that a session's start does not wait for it.
 
     Building the first page's Bokeh and Panel objects is most of what a new session costs the
-    server (about 0.15-0.2 s of CPU), and the browser waits for it before it can even fetch the
+    server, and the browser waits for it before it can even fetch the
     page's scripts. None of it needs the session's document, so once a session's page has rendered
     in its browser (its ``document_ready`` event: the server's and the browser's busy time is over)
     the next dashboard is built on the event loop; ``take`` hands it out brought up to date with the
@@ -240,7 +240,7 @@ def serve() -> None:
 
     Under one freeze of the document's model graph: Bokeh recomputes the graph (visiting every
     property of every model) whenever a freeze ends, and the template adds its roots one by one, so
-    without the outer freeze a new session paid for about ten full recomputations instead of one.
+    the outer freeze makes that one recomputation per page instead of one per root (ADR 0007).
     Tabulator's scripts follow the first render (``resources``).
     """
     doc = pn.state.curdoc

@@ -181,7 +181,7 @@ def _freeze_cold_start() -> None:
     """After the first invocation, move what the cold start allocated (boto3 clients and their models,
     Powertools, the validator) out of the garbage collector's generations, as a warm Lambda instance
     keeps them for good: the collections that every batch's ~10k record dicts trigger then no longer
-    traverse them (measured: 27 -> 10 ms of collector time per 10k-record batch)."""
+    traverse them."""
     gc.freeze()
 
 

@@ -39,8 +39,8 @@ JOB_SQL_CONF: Final[Mapping[str, str]] = {
     "spark.sql.sources.partitionOverwriteMode": "dynamic",
     # The jobs' only window is the dedupe (row_number() = 1 per event_id). Spark 3.5 would put a
     # partial WindowGroupLimit before its shuffle: a map-side sort of every row that drops only the
-    # rare duplicates (~1 %). Off, the dedupe sorts once, after the shuffle (bench/
-    # daily_aggregation_vs_duckdb.py: the scan stage's CPU went from 26-37 s to 20-26 s at 10M rows).
+    # rare duplicates. Off, the dedupe sorts once, after the shuffle (less CPU in the scan stage;
+    # bench/daily_aggregation_vs_duckdb.py).
     "spark.sql.optimizer.windowGroupLimitThreshold": "-1",
 }
 
