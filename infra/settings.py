@@ -2,16 +2,20 @@
 
 Environments differ only by the data in ``Pulumi.<stack>.yaml``; components never branch on the
 stack name. Every field has a secure default (encryption, retention, protections) so a stack file
-states only what differs. ``StackSettings.from_mapping`` is pure (no pulumi import) so the loader
-is testable without an engine; ``load`` reads ``pulumi.Config``.
+states only what differs. The settings are declarative ``msgspec`` structs: the YAML's camelCase keys
+map to the fields by renaming, an unknown key is refused with its name and path, types and bounds
+are checked by the decoder, and the few rules across fields live in ``__post_init__``.
+``StackSettings.from_mapping`` is pure (no pulumi import) so the loader is testable without an
+engine; ``load`` reads ``pulumi.Config``.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Final, Literal, cast
+from typing import Annotated, Any, Final, Literal, cast
+
+import msgspec
 
 from dataforge.alerts import parse_rules, to_json_rules
 from dataforge.errors import DataForgeError
@@ -25,44 +29,13 @@ LOG_RETENTION_DAYS: Final = frozenset({1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180
 StreamingMode = Literal["serverless", "provisioned"]
 DashboardHosting = Literal["ecs", "apprunner"]
 ApiAuth = Literal["api_key", "iam"]
+GlueWorkerType = Literal["G.025X", "G.1X", "G.2X", "G.4X", "G.8X"]
 
-
-def _section(raw: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    value = raw.get(key) or {}
-    if not isinstance(value, Mapping):
-        raise InfraConfigError(f"{NAMESPACE}:{key} must be an object, got {type(value).__name__}")
-    return value
-
-
-def _build(cls: type[Any], key: str, raw: Mapping[str, Any]) -> Any:
-    """Build a settings dataclass from camelCase config keys, rejecting unknown keys."""
-    section = _section(raw, key)
-    fields_ = {f.name: f for f in cls.__dataclass_fields__.values()}
-    camel = {_camel(name): name for name in fields_}
-    unknown = sorted(set(section) - set(camel))
-    if unknown:
-        raise InfraConfigError(f"{NAMESPACE}:{key}: unknown keys {unknown}; known: {sorted(camel)}")
-    kwargs: dict[str, Any] = {}
-    for ckey, value in section.items():
-        name = camel[ckey]
-        default = fields_[name].default
-        if isinstance(default, tuple):
-            value = tuple(value)
-        elif isinstance(default, bool):
-            if not isinstance(value, bool):
-                raise InfraConfigError(f"{NAMESPACE}:{key}.{ckey} must be true or false, got {value!r}")
-        elif isinstance(default, int) and (isinstance(value, bool) or not isinstance(value, int)):
-            raise InfraConfigError(f"{NAMESPACE}:{key}.{ckey} must be an integer, got {value!r}")
-        kwargs[name] = value
-    try:
-        return cls(**kwargs)
-    except (TypeError, ValueError) as exc:
-        raise InfraConfigError(f"{NAMESPACE}:{key}: {exc}") from exc
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
+Days = Annotated[int, msgspec.Meta(ge=1)]
+IaDays = Annotated[int, msgspec.Meta(ge=30, description="S3 Standard-IA transitions need at least 30 days")]
+Positive = Annotated[int, msgspec.Meta(ge=1)]
+GlueWorkers = Annotated[int, msgspec.Meta(ge=2, description="Glue needs at least 2 workers")]
+Cron = Annotated[str, msgspec.Meta(pattern=r"^cron\(.+\)$")]
 
 
 def _require(condition: bool, message: str) -> None:
@@ -70,8 +43,11 @@ def _require(condition: bool, message: str) -> None:
         raise InfraConfigError(message)
 
 
-@dataclass(frozen=True, slots=True)
-class NetworkSettings:
+class _Section(msgspec.Struct, frozen=True, kw_only=True, rename="camel", forbid_unknown_fields=True):
+    """A ``dataforge:<section>`` object of a stack file (camelCase keys, unknown keys refused)."""
+
+
+class NetworkSettings(_Section, frozen=True):
     cidr: str = "10.40.0.0/16"
     availability_zones: tuple[str, ...] = ("us-east-1a", "us-east-1b")
 
@@ -80,127 +56,86 @@ class NetworkSettings:
         _require(self.cidr.endswith("/16"), "network.cidr must be a /16 (subnets are /20 slices)")
 
 
-@dataclass(frozen=True, slots=True)
-class LakeSettings:
-    landing_days: int = 30
-    bronze_days: int = 365
-    quarantine_days: int = 90
-    silver_ia_days: int = 90
-    gold_ia_days: int = 180
-    noncurrent_days: int = 30
-    athena_results_days: int = 7
-    access_logs_days: int = 365
+class LakeSettings(_Section, frozen=True):
+    landing_days: Days = 30
+    bronze_days: Days = 365
+    quarantine_days: Days = 90
+    silver_ia_days: IaDays = 90
+    gold_ia_days: IaDays = 180
+    noncurrent_days: Days = 30
+    athena_results_days: Days = 7
+    access_logs_days: Days = 365
     force_destroy: bool = False
 
-    def __post_init__(self) -> None:
-        for name in ("landing_days", "bronze_days", "quarantine_days", "noncurrent_days",
-                     "athena_results_days", "access_logs_days"):
-            _require(getattr(self, name) >= 1, f"lake.{_camel(name)} must be at least 1 day")
-        _require(self.silver_ia_days >= 30 and self.gold_ia_days >= 30,
-                 "lake: S3 Standard-IA transitions need at least 30 days")
 
-
-@dataclass(frozen=True, slots=True)
-class StreamingSettings:
+class StreamingSettings(_Section, frozen=True):
     mode: StreamingMode = "serverless"
     kafka_version: str = "3.6.0"
-    broker_count: int = 2
+    broker_count: Annotated[int, msgspec.Meta(ge=2)] = 2
     broker_instance_type: str = "kafka.m7g.large"
     broker_volume_gb: int = 100
     topic: str = TRANSACTIONS_TOPIC
-    partitions: int = 6
-    replication_factor: int = 2
-    retention_hours: int = 168
+    partitions: Positive = 6
+    replication_factor: Positive = 2
+    retention_hours: Positive = 168
     connectors: tuple[str, ...] = ()
     connector_plugin_arn: str = ""
 
     def __post_init__(self) -> None:
-        _require(self.mode in ("serverless", "provisioned"), "streaming.mode must be serverless or provisioned")
-        _require(self.partitions >= 1, "streaming.partitions must be >= 1")
-        _require(self.replication_factor >= 1, "streaming.replicationFactor must be >= 1")
-        _require(self.broker_count >= 2, "streaming.brokerCount must be at least 2")
         _require(not self.connectors or bool(self.connector_plugin_arn),
                  "streaming.connectors need streaming.connectorPluginArn (an MSK Connect custom plugin)")
 
 
-@dataclass(frozen=True, slots=True)
-class IngestionSettings:
-    batch_size: int = 500
-    batch_window_seconds: int = 5
-    memory_mb: int = 512
-    timeout_seconds: int = 60
-    reserved_concurrency: int = -1
+class IngestionSettings(_Section, frozen=True):
+    batch_size: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 500
+    batch_window_seconds: Annotated[int, msgspec.Meta(ge=0, le=300)] = 5
+    memory_mb: Annotated[int, msgspec.Meta(ge=128, le=10_240)] = 512
+    timeout_seconds: Annotated[int, msgspec.Meta(ge=1, le=900)] = 60
+    reserved_concurrency: Annotated[int, msgspec.Meta(ge=-1)] = -1
     archive_raw: bool = False
 
-    def __post_init__(self) -> None:
-        _require(1 <= self.batch_size <= 10_000, "ingestion.batchSize must be 1..10000")
-        _require(0 <= self.batch_window_seconds <= 300, "ingestion.batchWindowSeconds must be 0..300")
-        _require(128 <= self.memory_mb <= 10_240, "ingestion.memoryMb must be 128..10240")
-        _require(1 <= self.timeout_seconds <= 900, "ingestion.timeoutSeconds must be 1..900")
+
+class ProcessingSettings(_Section, frozen=True):
+    worker_type: GlueWorkerType = "G.1X"
+    workers: GlueWorkers = 2
+    streaming_workers: GlueWorkers = 2
+    daily_schedule: Cron = "cron(30 1 * * ? *)"
+    batch_schedule: Cron = "cron(0/15 * * * ? *)"
+    timeout_minutes: Positive = 120
+    max_retries: Annotated[int, msgspec.Meta(ge=0, le=10)] = 1
 
 
-@dataclass(frozen=True, slots=True)
-class ProcessingSettings:
-    worker_type: str = "G.1X"
-    workers: int = 2
-    streaming_workers: int = 2
-    daily_schedule: str = "cron(30 1 * * ? *)"
-    batch_schedule: str = "cron(0/15 * * * ? *)"
-    timeout_minutes: int = 120
-    max_retries: int = 1
-
-    def __post_init__(self) -> None:
-        _require(self.worker_type in ("G.025X", "G.1X", "G.2X", "G.4X", "G.8X"), "processing.workerType unknown")
-        _require(self.workers >= 2 and self.streaming_workers >= 2, "processing: Glue needs at least 2 workers")
-        _require(self.daily_schedule.startswith("cron(") and self.batch_schedule.startswith("cron("),
-                 "processing schedules must be cron(...) expressions")
-
-
-@dataclass(frozen=True, slots=True)
-class ServingSettings:
+class ServingSettings(_Section, frozen=True):
     point_in_time_recovery: bool = True
     deletion_protection: bool = True
-    athena_bytes_scanned_cutoff: int = 10 * 1024**3
-
-    def __post_init__(self) -> None:
-        _require(self.athena_bytes_scanned_cutoff >= 10 * 1024**2,
-                 "serving.athenaBytesScannedCutoff must be at least 10 MB (Athena's minimum)")
+    # Athena's minimum cutoff is 10 MB.
+    athena_bytes_scanned_cutoff: Annotated[int, msgspec.Meta(ge=10 * 1024**2)] = 10 * 1024**3
 
 
-@dataclass(frozen=True, slots=True)
-class ApiSettings:
+class ApiSettings(_Section, frozen=True):
     auth: ApiAuth = "api_key"
-    memory_mb: int = 512
-    throttle_rate: int = 50
-    throttle_burst: int = 100
+    memory_mb: Annotated[int, msgspec.Meta(ge=128, le=10_240)] = 512
+    throttle_rate: Positive = 50
+    throttle_burst: Positive = 100
     cors_origin: str = ""
 
-    def __post_init__(self) -> None:
-        _require(self.auth in ("api_key", "iam"), "api.auth must be api_key or iam")
 
-
-@dataclass(frozen=True, slots=True)
-class DashboardSettings:
+class DashboardSettings(_Section, frozen=True):
     hosting: DashboardHosting = "ecs"
-    cpu: int = 512
-    memory_mb: int = 1024
-    desired_count: int = 1
+    cpu: Positive = 512
+    memory_mb: Positive = 1024
+    desired_count: Positive = 1
     image_tag: str = "latest"
     certificate_arn: str = ""
 
-    def __post_init__(self) -> None:
-        _require(self.hosting in ("ecs", "apprunner"), "dashboard.hosting must be ecs or apprunner")
-        _require(self.desired_count >= 1, "dashboard.desiredCount must be >= 1")
 
-
-@dataclass(frozen=True, slots=True)
-class AlertsSettings:
+class AlertsSettings(_Section, frozen=True):
     emails: tuple[str, ...] = ()
-    lambda_error_threshold: int = 1
-    consumer_lag_threshold: int = 100_000
-    freshness_minutes: int = 30
-    api_latency_p99_ms: int = 3000
-    api_5xx_threshold: int = 5
+    lambda_error_threshold: Positive = 1
+    consumer_lag_threshold: Positive = 100_000
+    freshness_minutes: Positive = 30
+    api_latency_p99_ms: Positive = 3000
+    api_5xx_threshold: Positive = msgspec.field(default=5, name="api5xxThreshold")
     # Declarative alert rules (dataforge.alerts.AlertRule objects); empty = the platform defaults.
     rules: tuple[Any, ...] = ()
 
@@ -218,27 +153,26 @@ class AlertsSettings:
         return to_json_rules(parse_rules(json.dumps(list(self.rules)) if self.rules else None))
 
 
-@dataclass(frozen=True, slots=True)
-class StackSettings:
+class StackSettings(_Section, frozen=True):
     """One stack's settings. ``env`` is the stack name (one of ``dataforge.lake.ENVIRONMENTS``)."""
 
     env: str
-    region: str
+    region: str = "us-east-1"
     name_prefix: str = DEFAULT_PREFIX
     log_retention_days: int = 30
     protect: bool = False
     owner: str = "data-platform"
     cost_center: str = "dataforge"
     oncall_endpoint: bool = False  # the endpoint itself is the secret dataforge:oncallHttpsEndpoint
-    network: NetworkSettings = field(default_factory=NetworkSettings)
-    lake: LakeSettings = field(default_factory=LakeSettings)
-    streaming: StreamingSettings = field(default_factory=StreamingSettings)
-    ingestion: IngestionSettings = field(default_factory=IngestionSettings)
-    processing: ProcessingSettings = field(default_factory=ProcessingSettings)
-    serving: ServingSettings = field(default_factory=ServingSettings)
-    api: ApiSettings = field(default_factory=ApiSettings)
-    dashboard: DashboardSettings = field(default_factory=DashboardSettings)
-    alerts: AlertsSettings = field(default_factory=AlertsSettings)
+    network: NetworkSettings = msgspec.field(default_factory=NetworkSettings)
+    lake: LakeSettings = msgspec.field(default_factory=LakeSettings)
+    streaming: StreamingSettings = msgspec.field(default_factory=StreamingSettings)
+    ingestion: IngestionSettings = msgspec.field(default_factory=IngestionSettings)
+    processing: ProcessingSettings = msgspec.field(default_factory=ProcessingSettings)
+    serving: ServingSettings = msgspec.field(default_factory=ServingSettings)
+    api: ApiSettings = msgspec.field(default_factory=ApiSettings)
+    dashboard: DashboardSettings = msgspec.field(default_factory=DashboardSettings)
+    alerts: AlertsSettings = msgspec.field(default_factory=AlertsSettings)
 
     def __post_init__(self) -> None:
         _require(self.env in ENVIRONMENTS and self.env != "local",
@@ -263,34 +197,16 @@ class StackSettings:
 
     @classmethod
     def from_mapping(cls, env: str, raw: Mapping[str, Any]) -> StackSettings:
-        """Settings from the ``dataforge:*`` config values (keys without the namespace)."""
-        scalars: dict[str, Any] = {}
-        for ckey, name, kind in (("namePrefix", "name_prefix", str), ("logRetentionDays", "log_retention_days", int),
-                                 ("protect", "protect", bool), ("owner", "owner", str),
-                                 ("costCenter", "cost_center", str), ("oncallEndpoint", "oncall_endpoint", bool)):
-            if ckey in raw and raw[ckey] is not None:
-                value = raw[ckey]
-                if kind is int and isinstance(value, str) and value.isdigit():
-                    value = int(value)
-                if kind is bool and isinstance(value, str):
-                    value = {"true": True, "false": False}.get(value, value)
-                if not isinstance(value, kind):
-                    raise InfraConfigError(f"{NAMESPACE}:{ckey} must be {kind.__name__}, got {value!r}")
-                scalars[name] = value
-        return cls(
-            env=env,
-            region=str(raw.get("region") or "us-east-1"),
-            network=_build(NetworkSettings, "network", raw),
-            lake=_build(LakeSettings, "lake", raw),
-            streaming=_build(StreamingSettings, "streaming", raw),
-            ingestion=_build(IngestionSettings, "ingestion", raw),
-            processing=_build(ProcessingSettings, "processing", raw),
-            serving=_build(ServingSettings, "serving", raw),
-            api=_build(ApiSettings, "api", raw),
-            dashboard=_build(DashboardSettings, "dashboard", raw),
-            alerts=_build(AlertsSettings, "alerts", raw),
-            **scalars,
-        )
+        """Settings from the ``dataforge:*`` config values (keys without the namespace; ``region`` from
+        ``aws:region``); a key set to null takes its default. An invalid value raises
+        ``InfraConfigError`` naming its key (``$.<section>.<key>``) and the stack file to fix."""
+        values = {key: value for key, value in raw.items() if value is not None}
+        try:
+            return msgspec.convert({**values, "env": env}, cls)
+        except msgspec.ValidationError as exc:
+            message, _, path = str(exc).partition(" - at `$")
+            where = f"{NAMESPACE}:{path.rstrip('`').lstrip('.')}" if path else NAMESPACE
+            raise InfraConfigError(f"Pulumi.{env}.yaml, {where}: {message}") from exc
 
 
 _SECTIONS: Final = ("network", "lake", "streaming", "ingestion", "processing", "serving", "api", "dashboard",

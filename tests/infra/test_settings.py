@@ -48,14 +48,26 @@ def test_secure_defaults() -> None:
 @pytest.mark.parametrize(("raw", "message"), [
     ({"dashboard": {"hosting": "lightsail"}}, "dashboard.hosting"),
     ({"dashboard": {"hosting": "ecs"}}, "certificateArn"),
-    ({**CERT, "lake": {"landingDayz": 3}}, "unknown keys"),
-    ({**CERT, "ingestion": {"batchSize": "many"}}, "integer"),
+    ({**CERT, "lake": {"landingDayz": 3}}, "dataforge:lake: Object contains unknown field `landingDayz`"),
+    ({**CERT, "ingestion": {"batchSize": "many"}}, r"dataforge:ingestion.batchSize: Expected `int`"),
+    ({**CERT, "ingestion": {"batchSize": 0}}, r"dataforge:ingestion.batchSize: Expected `int` >= 1"),
+    ({**CERT, "lake": {"silverIaDays": 7}}, r"dataforge:lake.silverIaDays: Expected `int` >= 30"),
+    ({**CERT, "processing": {"dailySchedule": "rate(1 day)"}}, "dataforge:processing.dailySchedule"),
+    ({**CERT, "namePrefx": "acme"}, "unknown field `namePrefx`"),
     ({**CERT, "logRetentionDays": 13}, "retention"),
     ({**CERT, "streaming": {"mode": "provisioned", "brokerCount": 3}}, "multiple"),
 ])
 def test_invalid_config_fails_with_the_key_to_fix(raw: dict[str, object], message: str) -> None:
     with pytest.raises(InfraConfigError, match=message):
         StackSettings.from_mapping("dev", raw)
+
+
+def test_keys_are_the_stack_files_camel_case_names() -> None:
+    settings = StackSettings.from_mapping("dev", {**CERT, "alerts": {"api5xxThreshold": 7, "apiLatencyP99Ms": 900},
+                                                  "lake": {"landingDays": 3}, "logRetentionDays": None})
+    assert (settings.alerts.api_5xx_threshold, settings.alerts.api_latency_p99_ms) == (7, 900)
+    assert settings.lake.landing_days == 3
+    assert settings.log_retention_days == 30  # null takes the default
 
 
 def test_local_is_not_a_deployable_stack() -> None:
