@@ -20,7 +20,7 @@ GOAL_SECONDS = 20.0
 def main() -> None:
     started = time.perf_counter()
     cpu_started = time.process_time()
-    from infra import render as engine
+    from infra import plan as engine
 
     engine.enable_bytecode_cache()
     from infra.policy.checks import check_all

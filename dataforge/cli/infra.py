@@ -1,7 +1,7 @@
 """``dataforge plan`` / ``dataforge diff`` (and ``chalice-config``): offline views of the Pulumi stacks.
 
 Rendering runs the real Pulumi program under Pulumi's mock engine with the stack's own config, so
-it needs no credentials; the engine lives in ``infra.render`` and is imported only when a command
+it needs no credentials; the engine lives in ``infra.plan`` and is imported only when a command
 runs (the core never imports pulumi at module level).
 """
 
@@ -35,7 +35,7 @@ def plan(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="write to this file")] = None,
 ) -> None:
     """Render STACK's desired resources (type, name, inputs, dependencies) deterministically."""
-    from infra import render as engine
+    from infra import plan as engine
     from infra.errors import InfraError
     from infra.policy.checks import check_all
 
@@ -64,7 +64,7 @@ def diff(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="write the Markdown to this file")] = None,
 ) -> None:
     """Markdown for a pull request: `--from dev --to prod`, or `--stack dev --rev main --rev .`."""
-    from infra import render as engine
+    from infra import plan as engine
     from infra.errors import InfraError
 
     engine.enable_bytecode_cache()

@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("pulumi_aws")
 
-from infra import render as engine
+from infra import plan as engine
 
 engine.enable_bytecode_cache()
 

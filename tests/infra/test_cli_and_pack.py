@@ -12,9 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from infra.errors import InfraError
+from infra.plan import Rendered
 from infra.policy import pack
 from infra.policy.checks import RULES
-from infra.render import Rendered
 
 ROOT = Path(__file__).resolve().parents[2]
 

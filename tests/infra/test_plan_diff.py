@@ -6,9 +6,9 @@ import json
 import re
 from pathlib import Path
 
-from infra import render as engine
+from infra import plan as engine
 from infra.artifacts import deterministic_zip
-from infra.render import Rendered
+from infra.plan import Rendered
 
 ROOT = Path(__file__).resolve().parents[2]
 

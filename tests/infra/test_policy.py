@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
+from infra.plan import Rendered, Resource
 from infra.policy.checks import RULES, check_all
-from infra.render import Rendered, Resource
 
 
 def test_every_stack_passes_every_rule(stack: Rendered) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from infra.errors import InfraConfigError
-from infra.render import load_stack_config
+from infra.plan import load_stack_config
 from infra.settings import StackSettings
 
 ROOT = Path(__file__).resolve().parents[2]

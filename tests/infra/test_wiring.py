@@ -10,7 +10,7 @@ from dataforge import envvars, serving
 from dataforge.lake import SupportBucket, Zone, bucket_name, glue_database
 from dataforge.schemas import GOLD_DAILY_KPIS, QUARANTINE, RAW_EVENT, SILVER_TRANSACTIONS, glue_columns
 from infra.artifacts import GLUE_JOBS
-from infra.render import Rendered
+from infra.plan import Rendered
 from infra.tagging import is_taggable
 
 ENV_NAMES = {value for name, value in vars(envvars).items() if name.isupper() and isinstance(value, str)}
