@@ -4,7 +4,7 @@ env vars from outputs, access logs with retention."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -12,8 +12,9 @@ import pulumi
 import pulumi_aws as aws
 
 from infra import iam
-from infra.artifacts import Artifact
 from infra.components.functions import Function, FunctionArgs
+from infra.refs import FunctionRuntime
+from infra.settings import ApiSettings
 
 STAGE: Final = "api"
 CHALICE_HANDLER: Final = "app.app"
@@ -22,16 +23,9 @@ CHALICE_HANDLER: Final = "app.app"
 @dataclass(frozen=True, slots=True)
 class ApiArgs:
     base_name: str
-    code: Artifact
-    core_layer_arn: pulumi.Input[str]
-    environment: Mapping[str, pulumi.Input[str]]
-    statements: Sequence[iam.Statement]
-    kms_key_arn: pulumi.Input[str]
-    log_retention_days: int
-    auth: str = "api_key"
-    memory_mb: int = 512
-    throttle_rate: int = 50
-    throttle_burst: int = 100
+    settings: ApiSettings
+    runtime: FunctionRuntime  # the API's zip as ``code``, its environment
+    statements: Sequence[iam.Statement]  # what the API may read and write
 
 
 class Api(pulumi.ComponentResource):
@@ -43,22 +37,23 @@ class Api(pulumi.ComponentResource):
     def __init__(self, name: str, args: ApiArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("dataforge:api:Api", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        api, runtime = args.settings, args.runtime
         function = Function(f"{name}-handler", FunctionArgs(
-            function_name=f"{args.base_name}-api", handler=CHALICE_HANDLER, code=args.code,
-            layers=[args.core_layer_arn], environment=args.environment, statements=args.statements,
-            log_retention_days=args.log_retention_days, kms_key_arn=args.kms_key_arn, memory_mb=args.memory_mb,
+            function_name=f"{args.base_name}-api", handler=CHALICE_HANDLER, code=runtime.code,
+            layers=[runtime.core_layer_arn], environment=runtime.environment, statements=args.statements,
+            log_retention_days=runtime.log_retention_days, kms_key_arn=runtime.kms_key_arn, memory_mb=api.memory_mb,
             timeout_seconds=30, description="DataForge analytics API (Chalice)"), opts=child)
         rest = aws.apigateway.RestApi(f"{name}-rest", name=f"{args.base_name}-api",
                                       endpoint_configuration={"types": "REGIONAL"},
                                       api_key_source="HEADER", opts=child)
         proxy = aws.apigateway.Resource(f"{name}-proxy", rest_api=rest.id, parent_id=rest.root_resource_id,
                                         path_part="{proxy+}", opts=child)
-        authorization = "AWS_IAM" if args.auth == "iam" else "NONE"
+        authorization = "AWS_IAM" if api.auth == "iam" else "NONE"
         integrations = []
         for role, resource_id in (("root", rest.root_resource_id), ("proxy", proxy.id)):
             method = aws.apigateway.Method(f"{name}-{role}-any", rest_api=rest.id, resource_id=resource_id,
                                            http_method="ANY", authorization=authorization,
-                                           api_key_required=args.auth == "api_key", opts=child)
+                                           api_key_required=api.auth == "api_key", opts=child)
             integrations.append(aws.apigateway.Integration(
                 f"{name}-{role}-lambda", rest_api=rest.id, resource_id=resource_id, http_method=method.http_method,
                 integration_http_method="POST", type="AWS_PROXY", uri=function.function.invoke_arn, opts=child))
@@ -67,10 +62,10 @@ class Api(pulumi.ComponentResource):
                                source_arn=pulumi.Output.concat(rest.execution_arn, "/*/*"), opts=child)
         deployment = aws.apigateway.Deployment(
             f"{name}-deployment", rest_api=rest.id,
-            triggers={"code": args.code.sha256, "auth": args.auth},
+            triggers={"code": runtime.code.sha256, "auth": api.auth},
             opts=pulumi.ResourceOptions(parent=self, depends_on=integrations))
         access_logs = aws.cloudwatch.LogGroup(f"{name}-access-logs", name=f"/aws/apigateway/{args.base_name}-api",
-                                              retention_in_days=args.log_retention_days, opts=child)
+                                              retention_in_days=runtime.log_retention_days, opts=child)
         stage = aws.apigateway.Stage(
             f"{name}-stage", rest_api=rest.id, deployment=deployment.id, stage_name=STAGE,
             xray_tracing_enabled=True,
@@ -81,14 +76,14 @@ class Api(pulumi.ComponentResource):
             opts=child)
         aws.apigateway.MethodSettings(f"{name}-settings", rest_api=rest.id, stage_name=stage.stage_name,
                                       method_path="*/*", settings={
-                                          "metrics_enabled": True, "throttling_rate_limit": args.throttle_rate,
-                                          "throttling_burst_limit": args.throttle_burst}, opts=child)
+                                          "metrics_enabled": True, "throttling_rate_limit": api.throttle_rate,
+                                          "throttling_burst_limit": api.throttle_burst}, opts=child)
         self.api_key_value = None
-        if args.auth == "api_key":
+        if api.auth == "api_key":
             plan = aws.apigateway.UsagePlan(f"{name}-usage-plan", name=f"{args.base_name}-api",
                                             api_stages=[{"api_id": rest.id, "stage": stage.stage_name}],
-                                            throttle_settings={"rate_limit": args.throttle_rate,
-                                                               "burst_limit": args.throttle_burst}, opts=child)
+                                            throttle_settings={"rate_limit": api.throttle_rate,
+                                                               "burst_limit": api.throttle_burst}, opts=child)
             key = aws.apigateway.ApiKey(f"{name}-key", name=f"{args.base_name}-dashboard", enabled=True, opts=child)
             aws.apigateway.UsagePlanKey(f"{name}-plan-key", key_id=key.id, key_type="API_KEY", usage_plan_id=plan.id,
                                         opts=child)

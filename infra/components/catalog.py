@@ -13,6 +13,7 @@ from dataforge.lake import GOLD_DAILY_KPIS, SILVER_TRANSACTIONS, TRANSACTIONS_TO
 from dataforge.schemas import GOLD_DAILY_KPIS as GOLD_TABLE
 from dataforge.schemas import QUARANTINE, RAW_EVENT, Column, Table, glue_columns
 from dataforge.schemas import SILVER_TRANSACTIONS as SILVER_TABLE
+from infra.refs import CatalogRefs, LakeRefs
 
 PROJECTION_START: Final = "2024-01-01"
 JSON_SERDE: Final = "org.openx.data.jsonserde.JsonSerDe"
@@ -61,34 +62,29 @@ def event_date_projection(location: str) -> dict[str, str]:
 class CatalogArgs:
     name_prefix: str
     env: str
-    buckets: dict[Zone, pulumi.Input[str]]  # zone -> bucket name (a pulumi output)
+    lake: LakeRefs  # the zones' buckets
 
 
 class Catalog(pulumi.ComponentResource):
-    databases: dict[Zone, pulumi.Output[str]]
-    database_arns: dict[Zone, pulumi.Output[str]]
-    table_arns: dict[Zone, pulumi.Output[str]]  # every table of the zone's database
-    catalog_arns: list[pulumi.Output[str]]
-    table_names: dict[str, pulumi.Output[str]]  # "<zone>.<table>" -> table name
+    refs: CatalogRefs
 
     def __init__(self, name: str, args: CatalogArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("dataforge:catalog:Catalog", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        self.databases = {}
-        self.database_arns = {}
-        self.table_arns = {}
+        databases: dict[Zone, pulumi.Output[str]] = {}
+        database_arns: dict[Zone, pulumi.Output[str]] = {}
+        table_arns: dict[Zone, pulumi.Output[str]] = {}
         dbs: dict[Zone, aws.glue.CatalogDatabase] = {}
         for zone in Zone:
             db = aws.glue.CatalogDatabase(f"{name}-{zone.value}-db",
                                           name=glue_database(args.name_prefix, args.env, zone),
                                           description=f"DataForge {args.env} {zone.value} zone", opts=child)
             dbs[zone] = db
-            self.databases[zone] = db.name
-            self.database_arns[zone] = db.arn
-            self.table_arns[zone] = pulumi.Output.concat(
+            databases[zone] = db.name
+            database_arns[zone] = db.arn
+            table_arns[zone] = pulumi.Output.concat(
                 db.arn.apply(lambda arn: arn.replace(":database/", ":table/", 1)), "/*")
-        self.catalog_arns = [dbs[Zone.LANDING].arn.apply(lambda arn: arn.split(":database/", 1)[0] + ":catalog")]
-        self.table_names = {}
+        catalog_arn = dbs[Zone.LANDING].arn.apply(lambda arn: arn.split(":database/", 1)[0] + ":catalog")
         specs: tuple[tuple[Zone, Table, str, dict[str, str], tuple[Column, ...], tuple[Column, ...], str], ...] = (
             (Zone.BRONZE, RAW_EVENT, f"{TRANSACTIONS_TOPIC}/", TEXT, RAW_EVENT.columns + INGEST_METADATA,
              INGEST_PARTITIONS, "ingest"),
@@ -100,7 +96,7 @@ class Catalog(pulumi.ComponentResource):
              "event_date"),
         )
         for zone, table, prefix, fmt, columns, partitions, projection in specs:
-            bucket = args.buckets[zone]
+            bucket = args.lake[zone].name
 
             def parameters(bucket_name: str, prefix: str = prefix, projection: str = projection,
                            fmt: dict[str, str] = fmt) -> dict[str, str]:
@@ -111,7 +107,7 @@ class Catalog(pulumi.ComponentResource):
                     params["parquet.compression"] = "SNAPPY"
                 return params
 
-            glue_table = aws.glue.CatalogTable(
+            aws.glue.CatalogTable(
                 f"{name}-{zone.value}-{table.name}", name=table.name, database_name=dbs[zone].name,
                 table_type="EXTERNAL_TABLE",
                 parameters=pulumi.Output.from_input(bucket).apply(parameters),
@@ -127,5 +123,6 @@ class Catalog(pulumi.ComponentResource):
                                 for c in glue_columns(columns)],
                 },
                 opts=child)
-            self.table_names[f"{zone.value}.{table.name}"] = glue_table.name
-        self.register_outputs({f"{zone.value}_database": db for zone, db in self.databases.items()})
+        self.refs = CatalogRefs(catalog_arns=(catalog_arn,), databases=databases, database_arns=database_arns,
+                                table_arns=table_arns)
+        self.register_outputs({f"{zone.value}_database": db for zone, db in databases.items()})

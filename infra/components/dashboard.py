@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -12,6 +12,8 @@ import pulumi_aws as aws
 
 from dataforge import envvars
 from infra import iam
+from infra.refs import NetworkRefs
+from infra.settings import DashboardSettings
 
 PANEL_PORT: Final = 5006
 HEALTH_PATH: Final = "/liveness"
@@ -21,20 +23,13 @@ TLS_POLICY: Final = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 @dataclass(frozen=True, slots=True)
 class DashboardArgs:
     base_name: str
-    hosting: str  # ecs | apprunner
     region: str
-    kms_key_arn: pulumi.Input[str]
+    settings: DashboardSettings
     environment: Mapping[str, pulumi.Input[str]]
-    api_key: pulumi.Input[str] | None
+    api_key: pulumi.Input[str] | None  # kept in an SSM SecureString, handed to the container as a secret
+    network: NetworkRefs
+    kms_key_arn: pulumi.Input[str]
     log_retention_days: int
-    vpc_id: pulumi.Input[str] = ""
-    private_subnet_ids: Sequence[pulumi.Input[str]] = ()
-    public_subnet_ids: Sequence[pulumi.Input[str]] = ()
-    certificate_arn: str = ""
-    cpu: int = 512
-    memory_mb: int = 1024
-    desired_count: int = 1
-    image_tag: str = "latest"
 
 
 class Dashboard(pulumi.ComponentResource):
@@ -52,7 +47,7 @@ class Dashboard(pulumi.ComponentResource):
             "rules": [{"rulePriority": 1, "description": "keep the last 20 images",
                        "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 20},
                        "action": {"type": "expire"}}]}), opts=child)
-        image = pulumi.Output.concat(repo.repository_url, ":", args.image_tag)
+        image = pulumi.Output.concat(repo.repository_url, ":", args.settings.image_tag)
         self.repository_url = repo.repository_url
         secret_arn: pulumi.Output[str] | None = None
         if args.api_key is not None:
@@ -60,7 +55,7 @@ class Dashboard(pulumi.ComponentResource):
                                           type="SecureString", value=args.api_key, key_id=args.kms_key_arn,
                                           opts=child)
             secret_arn = parameter.arn
-        if args.hosting == "ecs":
+        if args.settings.hosting == "ecs":
             self.url = self._ecs(name, args, image, secret_arn)
         else:
             self.url = self._apprunner(name, args, image, repo.arn, secret_arn)
@@ -97,15 +92,17 @@ class Dashboard(pulumi.ComponentResource):
             "readonlyRootFilesystem": False,
         }
         task = aws.ecs.TaskDefinition(
-            f"{name}-task", family=f"{args.base_name}-dashboard", cpu=str(args.cpu), memory=str(args.memory_mb),
+            f"{name}-task", family=f"{args.base_name}-dashboard", cpu=str(args.settings.cpu),
+            memory=str(args.settings.memory_mb),
             network_mode="awsvpc", requires_compatibilities=["FARGATE"], execution_role_arn=execution.arn,
             task_role_arn=task_role.arn, container_definitions=pulumi.Output.json_dumps([container]),
             runtime_platform={"operating_system_family": "LINUX", "cpu_architecture": "ARM64"}, opts=child)
-        alb_sg = aws.ec2.SecurityGroup(f"{name}-alb-sg", vpc_id=args.vpc_id, description="dashboard load balancer",
+        alb_sg = aws.ec2.SecurityGroup(f"{name}-alb-sg", vpc_id=args.network.vpc_id,
+                                       description="dashboard load balancer",
                                        ingress=[{"protocol": "tcp", "from_port": port, "to_port": port,
                                                  "cidr_blocks": ["0.0.0.0/0"], "description": f"HTTP(S) {port}"}
                                                 for port in (80, 443)], opts=child)
-        task_sg = aws.ec2.SecurityGroup(f"{name}-task-sg", vpc_id=args.vpc_id, description="dashboard tasks",
+        task_sg = aws.ec2.SecurityGroup(f"{name}-task-sg", vpc_id=args.network.vpc_id, description="dashboard tasks",
                                         ingress=[{"protocol": "tcp", "from_port": PANEL_PORT, "to_port": PANEL_PORT,
                                                   "security_groups": [alb_sg.id], "description": "from the ALB"}],
                                         egress=[{"protocol": "tcp", "from_port": 443, "to_port": 443,
@@ -114,23 +111,24 @@ class Dashboard(pulumi.ComponentResource):
                                   to_port=PANEL_PORT, security_group_id=alb_sg.id,
                                   source_security_group_id=task_sg.id, description="to the tasks", opts=child)
         alb = aws.lb.LoadBalancer(f"{name}-alb", name=f"{args.base_name}-dash"[:32], load_balancer_type="application",
-                                  internal=False, security_groups=[alb_sg.id], subnets=list(args.public_subnet_ids),
+                                  internal=False, security_groups=[alb_sg.id],
+                                  subnets=list(args.network.public_subnet_ids),
                                   drop_invalid_header_fields=True, idle_timeout=3600, opts=child)
         target = aws.lb.TargetGroup(
             f"{name}-targets", name=f"{args.base_name}-dash"[:32], port=PANEL_PORT, protocol="HTTP",
-            target_type="ip", vpc_id=args.vpc_id,
+            target_type="ip", vpc_id=args.network.vpc_id,
             stickiness={"enabled": True, "type": "lb_cookie", "cookie_duration": 86_400},
             health_check={"path": HEALTH_PATH, "matcher": "200", "interval": 30}, opts=child)
         aws.lb.Listener(f"{name}-http", load_balancer_arn=alb.arn, port=80, protocol="HTTP",
                         default_actions=[{"type": "redirect", "redirect": {
                             "port": "443", "protocol": "HTTPS", "status_code": "HTTP_301"}}], opts=child)
         https = aws.lb.Listener(f"{name}-https", load_balancer_arn=alb.arn, port=443, protocol="HTTPS",
-                                ssl_policy=TLS_POLICY, certificate_arn=args.certificate_arn,
+                                ssl_policy=TLS_POLICY, certificate_arn=args.settings.certificate_arn,
                                 default_actions=[{"type": "forward", "target_group_arn": target.arn}], opts=child)
         aws.ecs.Service(
             f"{name}-service", name=f"{args.base_name}-dashboard", cluster=cluster.arn, task_definition=task.arn,
-            desired_count=args.desired_count, launch_type="FARGATE",
-            network_configuration={"subnets": list(args.private_subnet_ids), "security_groups": [task_sg.id],
+            desired_count=args.settings.desired_count, launch_type="FARGATE",
+            network_configuration={"subnets": list(args.network.private_subnet_ids), "security_groups": [task_sg.id],
                                    "assign_public_ip": False},
             load_balancers=[{"target_group_arn": target.arn, "container_name": "dashboard",
                              "container_port": PANEL_PORT}],
@@ -165,7 +163,7 @@ class Dashboard(pulumi.ComponentResource):
                                                                  sorted(args.environment.items())),
                                                              "runtime_environment_secrets": secrets}},
             },
-            instance_configuration={"cpu": str(args.cpu), "memory": str(args.memory_mb),
+            instance_configuration={"cpu": str(args.settings.cpu), "memory": str(args.settings.memory_mb),
                                     "instance_role_arn": instance.arn},
             encryption_configuration={"kms_key": args.kms_key_arn},
             health_check_configuration={"protocol": "HTTP", "path": HEALTH_PATH},

@@ -12,6 +12,8 @@ import pulumi
 import pulumi_aws as aws
 
 from dataforge.lake import SupportBucket, Zone, bucket_name
+from infra.refs import LakeRefs, Named
+from infra.settings import LakeSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,17 +91,9 @@ class SecureBucket(pulumi.ComponentResource):
 class LakeArgs:
     name_prefix: str
     env: str
-    landing_days: int
-    bronze_days: int
-    quarantine_days: int
-    silver_ia_days: int
-    gold_ia_days: int
-    noncurrent_days: int
-    athena_results_days: int
-    access_logs_days: int
     region: str
     account_id: pulumi.Input[str]
-    force_destroy: bool = False
+    settings: LakeSettings
     protect: bool = False
 
 
@@ -121,8 +115,7 @@ def key_policy(region: str, account_id: pulumi.Input[str]) -> pulumi.Output[str]
 
 
 class Lake(pulumi.ComponentResource):
-    kms_key_arn: pulumi.Output[str]
-    buckets: dict[Zone | SupportBucket, SecureBucket]
+    refs: LakeRefs
 
     def __init__(self, name: str, args: LakeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("dataforge:lake:Lake", name, None, opts)
@@ -132,7 +125,7 @@ class Lake(pulumi.ComponentResource):
                           policy=key_policy(args.region, args.account_id), opts=protected)
         aws.kms.Alias(f"{name}-key-alias", name=f"alias/{args.name_prefix}-{args.env}", target_key_id=key.key_id,
                       opts=pulumi.ResourceOptions(parent=self))
-        self.kms_key_arn = key.arn
+        days = args.settings
 
         def make(which: Zone | SupportBucket, lifecycle: tuple[LifecycleRule, ...], *, kms: bool = True,
                  log_bucket: pulumi.Input[str] | None = None,
@@ -140,31 +133,30 @@ class Lake(pulumi.ComponentResource):
             physical = bucket_name(args.name_prefix, args.env, which)
             return SecureBucket(f"{name}-{which.value}", SecureBucketArgs(
                 bucket=physical, kms_key_arn=key.arn if kms else None, lifecycle=lifecycle, log_bucket=log_bucket,
-                force_destroy=args.force_destroy, extra_policy_statements=extra), opts=protected)
+                force_destroy=days.force_destroy, extra_policy_statements=extra), opts=protected)
 
-        nc = args.noncurrent_days
+        nc = days.noncurrent_days
         logs_physical = bucket_name(args.name_prefix, args.env, SupportBucket.ACCESS_LOGS)
-        logs = make(SupportBucket.ACCESS_LOGS, (LifecycleRule("expire", expire_days=args.access_logs_days,
+        logs = make(SupportBucket.ACCESS_LOGS, (LifecycleRule("expire", expire_days=days.access_logs_days,
                                                               noncurrent_days=nc),), kms=False, extra=({
             "Sid": "AllowServerAccessLogs", "Effect": "Allow", "Principal": {"Service": "logging.s3.amazonaws.com"},
             "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{logs_physical}/*",
         },))
         log_target = logs.name
         rules: dict[Zone | SupportBucket, tuple[LifecycleRule, ...]] = {
-            Zone.LANDING: (LifecycleRule("expire", expire_days=args.landing_days, noncurrent_days=nc),),
-            Zone.BRONZE: (LifecycleRule("expire", expire_days=args.bronze_days, noncurrent_days=nc),),
-            Zone.QUARANTINE: (LifecycleRule("expire", expire_days=args.quarantine_days, noncurrent_days=nc),),
-            Zone.SILVER: (LifecycleRule("tier", infrequent_access_days=args.silver_ia_days, noncurrent_days=nc),),
-            Zone.GOLD: (LifecycleRule("tier", infrequent_access_days=args.gold_ia_days, noncurrent_days=nc),),
+            Zone.LANDING: (LifecycleRule("expire", expire_days=days.landing_days, noncurrent_days=nc),),
+            Zone.BRONZE: (LifecycleRule("expire", expire_days=days.bronze_days, noncurrent_days=nc),),
+            Zone.QUARANTINE: (LifecycleRule("expire", expire_days=days.quarantine_days, noncurrent_days=nc),),
+            Zone.SILVER: (LifecycleRule("tier", infrequent_access_days=days.silver_ia_days, noncurrent_days=nc),),
+            Zone.GOLD: (LifecycleRule("tier", infrequent_access_days=days.gold_ia_days, noncurrent_days=nc),),
             SupportBucket.ARTIFACTS: (LifecycleRule("noncurrent", noncurrent_days=nc),
                                       LifecycleRule("glue-tmp", prefix="glue/tmp/", expire_days=7)),
-            SupportBucket.ATHENA_RESULTS: (LifecycleRule("expire", expire_days=args.athena_results_days,
+            SupportBucket.ATHENA_RESULTS: (LifecycleRule("expire", expire_days=days.athena_results_days,
                                                          noncurrent_days=1),),
         }
-        self.buckets = {which: make(which, lifecycle, log_bucket=log_target) for which, lifecycle in rules.items()}
-        self.buckets[SupportBucket.ACCESS_LOGS] = logs
-        self.register_outputs({"kms_key_arn": self.kms_key_arn,
-                               **{f"{which.value}_bucket": b.name for which, b in self.buckets.items()}})
-
-    def bucket(self, which: Zone | SupportBucket) -> SecureBucket:
-        return self.buckets[which]
+        buckets = {which: make(which, lifecycle, log_bucket=log_target) for which, lifecycle in rules.items()}
+        buckets[SupportBucket.ACCESS_LOGS] = logs
+        self.refs = LakeRefs(kms_key_arn=key.arn,
+                             buckets={which: Named(b.name, b.arn) for which, b in buckets.items()})
+        self.register_outputs({"kms_key_arn": key.arn,
+                               **{f"{which.value}_bucket": b.name for which, b in buckets.items()}})

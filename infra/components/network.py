@@ -9,6 +9,9 @@ from typing import Final
 import pulumi
 import pulumi_aws as aws
 
+from infra.refs import NetworkRefs
+from infra.settings import NetworkSettings
+
 INTERFACE_ENDPOINTS: Final = ("logs", "monitoring", "sts", "kms", "glue", "sns", "sqs", "athena", "ecr.api",
                               "ecr.dkr", "ssm", "lambda")
 GATEWAY_ENDPOINTS: Final = ("s3", "dynamodb")
@@ -19,58 +22,54 @@ KAFKA_IAM_PORT: Final = 9098
 class NetworkArgs:
     base_name: str
     region: str
-    cidr: str
-    availability_zones: tuple[str, ...]
+    settings: NetworkSettings
     public_subnets: bool = False  # only for an internet-facing load balancer
 
 
 class Network(pulumi.ComponentResource):
-    vpc_id: pulumi.Output[str]
-    private_subnet_ids: list[pulumi.Output[str]]
-    public_subnet_ids: list[pulumi.Output[str]]
-    compute_sg_id: pulumi.Output[str]
-    kafka_sg_id: pulumi.Output[str]
+    refs: NetworkRefs
 
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("dataforge:network:Network", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        slices = list(ipaddress.ip_network(args.cidr).subnets(new_prefix=20))
-        vpc = aws.ec2.Vpc(f"{name}-vpc", cidr_block=args.cidr, enable_dns_hostnames=True, enable_dns_support=True,
+        cidr, zones = args.settings.cidr, args.settings.availability_zones
+        slices = list(ipaddress.ip_network(cidr).subnets(new_prefix=20))
+        vpc = aws.ec2.Vpc(f"{name}-vpc", cidr_block=cidr, enable_dns_hostnames=True, enable_dns_support=True,
                           tags={"Name": f"{args.base_name}-vpc"}, opts=child)
         aws.ec2.DefaultSecurityGroup(f"{name}-default-sg", vpc_id=vpc.id, opts=child)  # no rules: deny all
         private_rt = aws.ec2.RouteTable(f"{name}-private-rt", vpc_id=vpc.id,
                                         tags={"Name": f"{args.base_name}-private"}, opts=child)
-        self.private_subnet_ids = []
-        for index, zone in enumerate(args.availability_zones):
+        private_subnet_ids: list[pulumi.Output[str]] = []
+        for index, zone in enumerate(zones):
             subnet = aws.ec2.Subnet(f"{name}-private-{index}", vpc_id=vpc.id, cidr_block=str(slices[index]),
                                     availability_zone=zone, map_public_ip_on_launch=False,
                                     tags={"Name": f"{args.base_name}-private-{zone}"}, opts=child)
             aws.ec2.RouteTableAssociation(f"{name}-private-{index}-rta", subnet_id=subnet.id,
                                           route_table_id=private_rt.id, opts=child)
-            self.private_subnet_ids.append(subnet.id)
-        self.public_subnet_ids = []
+            private_subnet_ids.append(subnet.id)
+        public_subnet_ids: list[pulumi.Output[str]] = []
         if args.public_subnets:
             igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, opts=child)
             public_rt = aws.ec2.RouteTable(f"{name}-public-rt", vpc_id=vpc.id,
                                            routes=[{"cidr_block": "0.0.0.0/0", "gateway_id": igw.id}],
                                            tags={"Name": f"{args.base_name}-public"}, opts=child)
-            for index, zone in enumerate(args.availability_zones):
+            for index, zone in enumerate(zones):
                 subnet = aws.ec2.Subnet(f"{name}-public-{index}", vpc_id=vpc.id,
                                         cidr_block=str(slices[8 + index]), availability_zone=zone,
                                         map_public_ip_on_launch=False,
                                         tags={"Name": f"{args.base_name}-public-{zone}"}, opts=child)
                 aws.ec2.RouteTableAssociation(f"{name}-public-{index}-rta", subnet_id=subnet.id,
                                               route_table_id=public_rt.id, opts=child)
-                self.public_subnet_ids.append(subnet.id)
+                public_subnet_ids.append(subnet.id)
 
         compute_sg = aws.ec2.SecurityGroup(
             f"{name}-compute-sg", vpc_id=vpc.id, description="DataForge Lambdas, Glue jobs and tasks",
             ingress=[{"protocol": "-1", "from_port": 0, "to_port": 0, "self": True,
                       "description": "Glue workers talk to each other"}],
-            egress=[{"protocol": "tcp", "from_port": 443, "to_port": 443, "cidr_blocks": [args.cidr],
+            egress=[{"protocol": "tcp", "from_port": 443, "to_port": 443, "cidr_blocks": [cidr],
                      "description": "VPC endpoints"},
                     {"protocol": "tcp", "from_port": KAFKA_IAM_PORT, "to_port": KAFKA_IAM_PORT,
-                     "cidr_blocks": [args.cidr], "description": "MSK (IAM auth, TLS)"},
+                     "cidr_blocks": [cidr], "description": "MSK (IAM auth, TLS)"},
                     {"protocol": "-1", "from_port": 0, "to_port": 0, "self": True, "description": "Glue workers"}],
             opts=child)
         # S3 and DynamoDB gateway endpoints are reached through prefix lists on the route table.
@@ -86,21 +85,21 @@ class Network(pulumi.ComponentResource):
             f"{name}-kafka-sg", vpc_id=vpc.id, description="DataForge MSK brokers",
             ingress=[{"protocol": "tcp", "from_port": KAFKA_IAM_PORT, "to_port": KAFKA_IAM_PORT,
                       "security_groups": [compute_sg.id], "description": "clients, IAM auth over TLS"}],
-            egress=[{"protocol": "tcp", "from_port": 443, "to_port": 443, "cidr_blocks": [args.cidr],
+            egress=[{"protocol": "tcp", "from_port": 443, "to_port": 443, "cidr_blocks": [cidr],
                      "description": "VPC endpoints"}],
             opts=child)
         endpoint_sg = aws.ec2.SecurityGroup(
             f"{name}-endpoint-sg", vpc_id=vpc.id, description="DataForge interface endpoints",
-            ingress=[{"protocol": "tcp", "from_port": 443, "to_port": 443, "cidr_blocks": [args.cidr],
+            ingress=[{"protocol": "tcp", "from_port": 443, "to_port": 443, "cidr_blocks": [cidr],
                       "description": "HTTPS from the VPC"}],
             opts=child)
         for service in INTERFACE_ENDPOINTS:
             aws.ec2.VpcEndpoint(f"{name}-{service.replace('.', '-')}-endpoint", vpc_id=vpc.id,
                                 service_name=f"com.amazonaws.{args.region}.{service}",
                                 vpc_endpoint_type="Interface", private_dns_enabled=True,
-                                subnet_ids=self.private_subnet_ids, security_group_ids=[endpoint_sg.id], opts=child)
-        self.vpc_id = vpc.id
-        self.compute_sg_id = compute_sg.id
-        self.kafka_sg_id = kafka_sg.id
-        self.register_outputs({"vpc_id": self.vpc_id, "private_subnet_ids": self.private_subnet_ids,
-                               "compute_sg_id": self.compute_sg_id, "kafka_sg_id": self.kafka_sg_id})
+                                subnet_ids=private_subnet_ids, security_group_ids=[endpoint_sg.id], opts=child)
+        self.refs = NetworkRefs(vpc_id=vpc.id, private_subnet_ids=tuple(private_subnet_ids),
+                                public_subnet_ids=tuple(public_subnet_ids), compute_sg_id=compute_sg.id,
+                                kafka_sg_id=kafka_sg.id)
+        self.register_outputs({"vpc_id": vpc.id, "private_subnet_ids": private_subnet_ids,
+                               "compute_sg_id": compute_sg.id, "kafka_sg_id": kafka_sg.id})

@@ -13,8 +13,9 @@ import pulumi_aws as aws
 
 from dataforge import envvars
 from infra import iam
-from infra.artifacts import Artifact
 from infra.components.functions import Function, FunctionArgs
+from infra.refs import FunctionRuntime, ServingRefs, StreamingRefs
+from infra.settings import AlertsSettings
 
 METRICS_NAMESPACE: Final = "DataForge"
 FRESHNESS_METRIC: Final = "FreshnessLagSeconds"
@@ -22,33 +23,26 @@ EVALUATOR_SCHEDULE: Final = "rate(1 minute)"
 
 
 @dataclass(frozen=True, slots=True)
+class Watched:
+    """What the alarms watch besides the serving tables and the stream."""
+
+    lambda_functions: Sequence[pulumi.Input[str]]  # function names
+    glue_job_names: Sequence[pulumi.Input[str]]
+    consumer_group: str  # the landing function's MSK consumer group
+    api_name: pulumi.Input[str]
+
+
+@dataclass(frozen=True, slots=True)
 class ObservabilityArgs:
     base_name: str
     env: str
     region: str
-    kms_key_arn: pulumi.Input[str]
-    code: Artifact
-    core_layer_arn: pulumi.Input[str]
-    base_environment: Mapping[str, pulumi.Input[str]]
-    metrics_table_name: pulumi.Input[str]
-    metrics_table_arn: pulumi.Input[str]
-    alerts_table_name: pulumi.Input[str]
-    alerts_table_arn: pulumi.Input[str]
-    lambda_functions: Sequence[pulumi.Input[str]]  # function names to alarm on
-    glue_job_names: Sequence[pulumi.Input[str]]
-    cluster_name: pulumi.Input[str]
-    consumer_group: str
-    topic: str
-    api_name: pulumi.Input[str]
-    log_retention_days: int
-    emails: tuple[str, ...] = ()
-    https_endpoint: pulumi.Input[str] | None = None
-    alert_rules: str = ""  # DATAFORGE_ALERT_RULES (JSON); empty = the platform's default rules
-    lambda_error_threshold: int = 1
-    consumer_lag_threshold: int = 100_000
-    freshness_minutes: int = 30
-    api_latency_p99_ms: int = 3000
-    api_5xx_threshold: int = 5
+    settings: AlertsSettings
+    runtime: FunctionRuntime  # the alert evaluator's code and environment
+    serving: ServingRefs
+    streaming: StreamingRefs
+    watched: Watched
+    https_endpoint: pulumi.Input[str] | None = None  # the on-call endpoint (a secret)
 
 
 class Observability(pulumi.ComponentResource):
@@ -59,7 +53,9 @@ class Observability(pulumi.ComponentResource):
     def __init__(self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("dataforge:observability:Observability", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        topic = aws.sns.Topic(f"{name}-alerts", name=f"{args.base_name}-alerts", kms_master_key_id=args.kms_key_arn,
+        alerts, runtime, watched = args.settings, args.runtime, args.watched
+        metrics_table, alerts_table, kafka = args.serving.metrics, args.serving.alerts, args.streaming
+        topic = aws.sns.Topic(f"{name}-alerts", name=f"{args.base_name}-alerts", kms_master_key_id=runtime.kms_key_arn,
                               opts=child)
         aws.sns.TopicPolicy(f"{name}-alerts-policy", arn=topic.arn, policy=pulumi.Output.json_dumps({
             "Version": "2012-10-17", "Statement": [
@@ -69,7 +65,7 @@ class Observability(pulumi.ComponentResource):
                 {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "sns:Publish",
                  "Resource": topic.arn, "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
             ]}), opts=child)
-        for index, email in enumerate(args.emails):
+        for index, email in enumerate(alerts.emails):
             aws.sns.TopicSubscription(f"{name}-email-{index}", topic=topic.arn, protocol="email", endpoint=email,
                                       opts=child)
         if args.https_endpoint is not None:
@@ -79,19 +75,19 @@ class Observability(pulumi.ComponentResource):
 
         evaluator = Function(f"{name}-alert-evaluator", FunctionArgs(
             function_name=f"{args.base_name}-alert-evaluator", handler="lambdas.alert_evaluator.handler.handler",
-            code=args.code, layers=[args.core_layer_arn],
-            environment={**args.base_environment, envvars.METRICS_TABLE: args.metrics_table_name,
-                         envvars.ALERTS_TABLE: args.alerts_table_name, envvars.ALERTS_TOPIC_ARN: topic.arn,
-                         **({envvars.ALERT_RULES: args.alert_rules} if args.alert_rules else {})},
+            code=runtime.code, layers=[runtime.core_layer_arn],
+            environment={**runtime.environment, envvars.METRICS_TABLE: metrics_table.name,
+                         envvars.ALERTS_TABLE: alerts_table.name, envvars.ALERTS_TOPIC_ARN: topic.arn,
+                         envvars.ALERT_RULES: alerts.rules_json},
             statements=[
-                iam.allow(["dynamodb:GetItem", "dynamodb:Query"], [args.metrics_table_arn], sid="ReadMetrics"),
+                iam.allow(["dynamodb:GetItem", "dynamodb:Query"], [metrics_table.arn], sid="ReadMetrics"),
                 iam.allow(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"],
-                          [args.alerts_table_arn, pulumi.Output.concat(args.alerts_table_arn, "/index/*")],
+                          [alerts_table.arn, pulumi.Output.concat(alerts_table.arn, "/index/*")],
                           sid="WriteAlerts"),
                 iam.allow(["sns:Publish"], [topic.arn], sid="PublishAlerts"),
                 iam.allow(["cloudwatch:PutMetricData"], ["*"], sid="FreshnessMetric"),
             ],
-            log_retention_days=args.log_retention_days, kms_key_arn=args.kms_key_arn, memory_mb=256,
+            log_retention_days=runtime.log_retention_days, kms_key_arn=runtime.kms_key_arn, memory_mb=256,
             timeout_seconds=60, description="evaluates alert rules, writes alerts, publishes to SNS"), opts=child)
         schedule = aws.cloudwatch.EventRule(f"{name}-evaluator-schedule", name=f"{args.base_name}-alert-evaluator",
                                             schedule_expression=EVALUATOR_SCHEDULE, opts=child)
@@ -113,44 +109,44 @@ class Observability(pulumi.ComponentResource):
                 evaluation_periods=periods, threshold=threshold, comparison_operator=comparison,
                 treat_missing_data=missing, alarm_actions=actions, ok_actions=actions, opts=child)
 
-        for index, function_name in enumerate([*args.lambda_functions, evaluator.name]):
+        for index, function_name in enumerate([*watched.lambda_functions, evaluator.name]):
             alarm(f"lambda-{index}-errors", "Lambda errors", "AWS/Lambda", "Errors", {"FunctionName": function_name},
-                  args.lambda_error_threshold)
+                  alerts.lambda_error_threshold)
             alarm(f"lambda-{index}-throttles", "Lambda throttles", "AWS/Lambda", "Throttles",
                   {"FunctionName": function_name}, 1)
         alarm("msk-consumer-lag", "MSK landing consumer lag", "AWS/Kafka", "MaxOffsetLag",
-              {"Cluster Name": args.cluster_name, "Consumer Group": args.consumer_group, "Topic": args.topic},
-              args.consumer_lag_threshold, statistic="Maximum", periods=3)
-        for role, table in (("metrics", args.metrics_table_name), ("alerts", args.alerts_table_name)):
+              {"Cluster Name": kafka.cluster_name, "Consumer Group": watched.consumer_group, "Topic": kafka.topic},
+              alerts.consumer_lag_threshold, statistic="Maximum", periods=3)
+        for role, table in (("metrics", metrics_table.name), ("alerts", alerts_table.name)):
             alarm(f"dynamodb-{role}-throttles", f"DynamoDB {role} throttled requests", "AWS/DynamoDB",
                   "ThrottledRequests", {"TableName": table}, 1)
-        alarm("api-5xx", "API 5XX errors", "AWS/ApiGateway", "5XXError", {"ApiName": args.api_name},
-              args.api_5xx_threshold)
-        alarm("api-latency-p99", "API p99 latency", "AWS/ApiGateway", "Latency", {"ApiName": args.api_name},
-              args.api_latency_p99_ms, extended="p99", periods=3)
+        alarm("api-5xx", "API 5XX errors", "AWS/ApiGateway", "5XXError", {"ApiName": watched.api_name},
+              alerts.api_5xx_threshold)
+        alarm("api-latency-p99", "API p99 latency", "AWS/ApiGateway", "Latency", {"ApiName": watched.api_name},
+              alerts.api_latency_p99_ms, extended="p99", periods=3)
         alarm("data-freshness", "data freshness lag", METRICS_NAMESPACE, FRESHNESS_METRIC,
-              {"Environment": args.env}, args.freshness_minutes * 60, statistic="Maximum", periods=2,
+              {"Environment": args.env}, alerts.freshness_minutes * 60, statistic="Maximum", periods=2,
               missing="breaching")
         glue_failures = aws.cloudwatch.EventRule(
             f"{name}-glue-failures", name=f"{args.base_name}-glue-failures",
             event_pattern=pulumi.Output.json_dumps({
                 "source": ["aws.glue"], "detail-type": ["Glue Job State Change"],
-                "detail": {"state": ["FAILED", "TIMEOUT", "ERROR"], "jobName": list(args.glue_job_names)}}),
+                "detail": {"state": ["FAILED", "TIMEOUT", "ERROR"], "jobName": list(watched.glue_job_names)}}),
             opts=child)
         aws.cloudwatch.EventTarget(f"{name}-glue-failures-target", rule=glue_failures.name, arn=topic.arn, opts=child)
 
         widgets = [
             {"type": "metric", "width": 12, "height": 6, "properties": {
                 "title": "Lambda errors", "region": args.region, "stat": "Sum", "period": 300,
-                "metrics": [["AWS/Lambda", "Errors", "FunctionName", fn] for fn in args.lambda_functions]}},
+                "metrics": [["AWS/Lambda", "Errors", "FunctionName", fn] for fn in watched.lambda_functions]}},
             {"type": "metric", "width": 12, "height": 6, "properties": {
                 "title": "MSK consumer lag", "region": args.region, "stat": "Maximum", "period": 60,
-                "metrics": [["AWS/Kafka", "MaxOffsetLag", "Cluster Name", args.cluster_name, "Consumer Group",
-                             args.consumer_group, "Topic", args.topic]]}},
+                "metrics": [["AWS/Kafka", "MaxOffsetLag", "Cluster Name", kafka.cluster_name, "Consumer Group",
+                             watched.consumer_group, "Topic", kafka.topic]]}},
             {"type": "metric", "width": 12, "height": 6, "properties": {
                 "title": "API", "region": args.region, "period": 60,
-                "metrics": [["AWS/ApiGateway", "5XXError", "ApiName", args.api_name, {"stat": "Sum"}],
-                            ["AWS/ApiGateway", "Latency", "ApiName", args.api_name, {"stat": "p99"}]]}},
+                "metrics": [["AWS/ApiGateway", "5XXError", "ApiName", watched.api_name, {"stat": "Sum"}],
+                            ["AWS/ApiGateway", "Latency", "ApiName", watched.api_name, {"stat": "p99"}]]}},
             {"type": "metric", "width": 12, "height": 6, "properties": {
                 "title": "Data freshness (s)", "region": args.region, "stat": "Maximum", "period": 60,
                 "metrics": [[METRICS_NAMESPACE, FRESHNESS_METRIC, "Environment", args.env]]}},

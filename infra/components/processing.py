@@ -11,8 +11,11 @@ import pulumi
 import pulumi_aws as aws
 
 from dataforge import envvars
+from dataforge.lake import SupportBucket, Zone
 from infra import iam
 from infra.artifacts import Artifact
+from infra.refs import CatalogRefs, LakeRefs, NetworkRefs, ServingRefs, StreamingRefs
+from infra.settings import ProcessingSettings
 
 GLUE_VERSION: Final = "5.1"
 SCRIPTS_PREFIX: Final = "glue/scripts"
@@ -31,7 +34,7 @@ class JobSpec:
 
     job: str
     script: Artifact
-    reads: tuple[str, ...]  # keys of ProcessingArgs.bucket_arns
+    reads: tuple[str, ...]  # zones (``dataforge.lake.Zone`` values)
     writes: tuple[str, ...]
     settings: tuple[str, ...]  # envvars names passed as job arguments
     streaming: bool = False
@@ -43,76 +46,63 @@ class JobSpec:
 @dataclass(frozen=True, slots=True)
 class ProcessingArgs:
     base_name: str
+    settings: ProcessingSettings
     jobs: Sequence[JobSpec]
     core: Artifact
-    artifacts_bucket: pulumi.Input[str]
-    artifacts_bucket_arn: pulumi.Input[str]
-    bucket_arns: Mapping[str, pulumi.Input[str]]
-    settings: Mapping[str, pulumi.Input[str]]  # envvars name -> value
-    kms_key_arn: pulumi.Input[str]
-    glue_catalog_arn: pulumi.Output[str]
-    glue_resource_arns: Sequence[pulumi.Input[str]]  # the databases and tables the jobs use
-    metrics_table_arn: pulumi.Input[str]
-    cluster_arn: pulumi.Input[str]
-    topic_arn: pulumi.Input[str]
-    group_arn_prefix: pulumi.Input[str]
-    subnet_id: pulumi.Input[str]
-    availability_zone: str
-    security_group_id: pulumi.Input[str]
-    worker_type: str
-    workers: int
-    streaming_workers: int
-    daily_schedule: str
-    batch_schedule: str
-    timeout_minutes: int
-    max_retries: int
+    job_settings: Mapping[str, pulumi.Input[str]]  # envvars name -> value, passed as job arguments
+    lake: LakeRefs
+    catalog: CatalogRefs
+    streaming: StreamingRefs
+    serving: ServingRefs
+    network: NetworkRefs
+    availability_zone: str  # of the first private subnet, where the jobs' network connection is
     log_retention_days: int
 
 
 class Processing(pulumi.ComponentResource):
     job_names: dict[str, pulumi.Output[str]]
-    script_locations: dict[str, pulumi.Output[str]]
     workflow_name: pulumi.Output[str]
 
     def __init__(self, name: str, args: ProcessingArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("dataforge:processing:Processing", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        sizing, kms_key_arn, artifacts = args.settings, args.lake.kms_key_arn, args.lake[SupportBucket.ARTIFACTS]
+        glue_catalog_arn = args.catalog.catalog_arns[0]
         core_key = args.core.key(LIBS_PREFIX)
-        core_object = aws.s3.BucketObject(f"{name}-core", bucket=args.artifacts_bucket, key=core_key,
+        core_object = aws.s3.BucketObject(f"{name}-core", bucket=artifacts.name, key=core_key,
                                           source=pulumi.FileAsset(str(args.core.path)),
                                           source_hash=args.core.sha256, server_side_encryption="aws:kms",
-                                          kms_key_id=args.kms_key_arn, opts=child)
+                                          kms_key_id=kms_key_arn, opts=child)
         core_uri = pulumi.Output.concat("s3://", core_object.bucket, "/", core_object.key)
         security = aws.glue.SecurityConfiguration(f"{name}-security", name=f"{args.base_name}-glue",
                                                   encryption_configuration={
-            "s3_encryption": {"s3_encryption_mode": "SSE-KMS", "kms_key_arn": args.kms_key_arn},
+            "s3_encryption": {"s3_encryption_mode": "SSE-KMS", "kms_key_arn": kms_key_arn},
             "job_bookmarks_encryption": {"job_bookmarks_encryption_mode": "CSE-KMS",
-                                         "kms_key_arn": args.kms_key_arn},
-            "cloudwatch_encryption": {"cloudwatch_encryption_mode": "SSE-KMS", "kms_key_arn": args.kms_key_arn},
+                                         "kms_key_arn": kms_key_arn},
+            "cloudwatch_encryption": {"cloudwatch_encryption_mode": "SSE-KMS", "kms_key_arn": kms_key_arn},
         }, opts=child)
         connection = aws.glue.Connection(f"{name}-vpc", name=f"{args.base_name}-vpc", connection_type="NETWORK",
                                          physical_connection_requirements={
                                              "availability_zone": args.availability_zone,
-                                             "subnet_id": args.subnet_id,
-                                             "security_group_id_lists": [args.security_group_id]}, opts=child)
+                                             "subnet_id": args.network.private_subnet_ids[0],
+                                             "security_group_id_lists": [args.network.compute_sg_id]}, opts=child)
         aws.cloudwatch.LogGroup(f"{name}-logs", name=f"/aws-glue/jobs/{args.base_name}",
                                 retention_in_days=args.log_retention_days, opts=child)
         connection_arn = pulumi.Output.concat(
-            args.glue_catalog_arn.apply(lambda arn: arn.removesuffix(":catalog")), ":connection/", connection.name)
+            glue_catalog_arn.apply(lambda arn: arn.removesuffix(":catalog")), ":connection/", connection.name)
         self.job_names = {}
-        self.script_locations = {}
         jobs: dict[str, aws.glue.Job] = {}
         for spec in args.jobs:
             role_name = spec.job.replace("_", "-")
-            script = aws.s3.BucketObject(f"{name}-{role_name}-script", bucket=args.artifacts_bucket,
+            script = aws.s3.BucketObject(f"{name}-{role_name}-script", bucket=artifacts.name,
                                          key=spec.script.key(SCRIPTS_PREFIX),
                                          source=pulumi.FileAsset(str(spec.script.path)),
                                          source_hash=spec.script.sha256, server_side_encryption="aws:kms",
-                                         kms_key_id=args.kms_key_arn, opts=child)
+                                         kms_key_id=kms_key_arn, opts=child)
             statements: list[iam.Statement] = [
-                *iam.s3_read(args.artifacts_bucket_arn, "glue/"),
-                *iam.s3_write(args.artifacts_bucket_arn, TEMP_PREFIX, delete=True),
-                iam.kms_use(args.kms_key_arn),
+                *iam.s3_read(artifacts.arn, "glue/"),
+                *iam.s3_write(artifacts.arn, TEMP_PREFIX, delete=True),
+                iam.kms_use(kms_key_arn),
                 iam.allow(["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents",
                            "logs:AssociateKmsKey"],
                           ["arn:aws:logs:*:*:log-group:/aws-glue/*"], sid="GlueLogs"),
@@ -121,30 +111,30 @@ class Processing(pulumi.ComponentResource):
                            "glue:GetPartitions", "glue:BatchGetPartition", "glue:UpdateTable",
                            "glue:CreatePartition", "glue:BatchCreatePartition", "glue:DeletePartition",
                            "glue:BatchDeletePartition", "glue:UpdatePartition", "glue:GetConnection"],
-                          [args.glue_catalog_arn, *args.glue_resource_arns, connection_arn],
+                          [*args.catalog.resource_arns(*Zone), connection_arn],
                           sid="GlueCatalog"),
                 iam.allow([*iam.VPC_ENI_ACTIONS, "ec2:CreateTags", "ec2:DeleteTags", "ec2:DescribeVpcEndpoints",
                            "ec2:DescribeRouteTables"], ["*"], sid="GlueVpc"),
             ]
             for bucket in spec.reads:
-                statements += iam.s3_read(args.bucket_arns[bucket])
+                statements += iam.s3_read(args.lake[Zone(bucket)].arn)
             for bucket in spec.writes:
-                statements += iam.s3_write(args.bucket_arns[bucket], delete=True)
+                statements += iam.s3_write(args.lake[Zone(bucket)].arn, delete=True)
             if spec.dynamodb:
                 statements.append(iam.allow(["dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
-                                             "dynamodb:DescribeTable"], [args.metrics_table_arn], sid="Metrics"))
+                                             "dynamodb:DescribeTable"], [args.serving.metrics.arn], sid="Metrics"))
             if spec.kafka:
                 statements += [
-                    iam.allow(["kafka-cluster:Connect", "kafka-cluster:DescribeCluster"], [args.cluster_arn]),
-                    iam.allow(["kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"], [args.topic_arn]),
+                    iam.allow(["kafka-cluster:Connect", "kafka-cluster:DescribeCluster"], [args.streaming.cluster_arn]),
+                    iam.allow(["kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"], [args.streaming.topic_arn]),
                     iam.allow(["kafka-cluster:AlterGroup", "kafka-cluster:DescribeGroup"],
-                              [pulumi.Output.concat(args.group_arn_prefix, "/*")]),
+                              [pulumi.Output.concat(args.streaming.group_arn_prefix, "/*")]),
                 ]
             role = iam.role(f"{name}-{role_name}-role", ["glue.amazonaws.com"], statements, self,
                             f"Glue job {spec.job}")
             arguments: dict[str, pulumi.Input[str]] = {
                 "--extra-py-files": core_uri,
-                "--TempDir": pulumi.Output.concat("s3://", args.artifacts_bucket, "/", TEMP_PREFIX, spec.job, "/"),
+                "--TempDir": pulumi.Output.concat("s3://", artifacts.name, "/", TEMP_PREFIX, spec.job, "/"),
                 "--enable-metrics": "true",
                 "--enable-observability-metrics": "true",
                 "--enable-continuous-cloudwatch-log": "true",
@@ -154,31 +144,30 @@ class Processing(pulumi.ComponentResource):
                 "--job-bookmark-option": "job-bookmark-enable" if spec.bookmarks else "job-bookmark-disable",
             }
             for setting in spec.settings:
-                arguments[job_argument(setting)] = args.settings[setting]
+                arguments[job_argument(setting)] = args.job_settings[setting]
             job = aws.glue.Job(
                 f"{name}-{role_name}", name=f"{args.base_name}-{role_name}", role_arn=role.arn,
                 glue_version=GLUE_VERSION,
                 command={"name": "gluestreaming" if spec.streaming else "glueetl", "python_version": "3",
                          "script_location": pulumi.Output.concat("s3://", script.bucket, "/", script.key)},
                 default_arguments=dict(sorted(arguments.items())),
-                worker_type=args.worker_type,
-                number_of_workers=args.streaming_workers if spec.streaming else args.workers,
-                timeout=None if spec.streaming else args.timeout_minutes,
-                max_retries=0 if spec.streaming else args.max_retries,
+                worker_type=sizing.worker_type,
+                number_of_workers=sizing.streaming_workers if spec.streaming else sizing.workers,
+                timeout=None if spec.streaming else sizing.timeout_minutes,
+                max_retries=0 if spec.streaming else sizing.max_retries,
                 execution_property={"max_concurrent_runs": 1},
                 security_configuration=security.name,
                 connections=[connection.name] if spec.kafka else None,
                 opts=child)
             jobs[spec.job] = job
             self.job_names[spec.job] = job.name
-            self.script_locations[spec.job] = job.command.script_location
         workflow = aws.glue.Workflow(f"{name}-daily", name=f"{args.base_name}-daily",
                                      description="daily aggregation -> export gold to DynamoDB",
                                      max_concurrent_runs=1, opts=child)
         self.workflow_name = workflow.name
         if "daily_aggregation" in jobs and "export_gold" in jobs:
             aws.glue.Trigger(f"{name}-daily-start", name=f"{args.base_name}-daily-start", type="SCHEDULED",
-                             schedule=args.daily_schedule, workflow_name=workflow.name,
+                             schedule=sizing.daily_schedule, workflow_name=workflow.name,
                              actions=[{"job_name": jobs["daily_aggregation"].name}], opts=child)
             aws.glue.Trigger(f"{name}-daily-export", name=f"{args.base_name}-daily-export", type="CONDITIONAL",
                              workflow_name=workflow.name, actions=[{"job_name": jobs["export_gold"].name}],
@@ -186,7 +175,7 @@ class Processing(pulumi.ComponentResource):
                                                         "state": "SUCCEEDED"}]}, opts=child)
         if "batch_enrichment" in jobs:
             aws.glue.Trigger(f"{name}-batch-enrichment-schedule", name=f"{args.base_name}-batch-enrichment",
-                             type="SCHEDULED", schedule=args.batch_schedule,
+                             type="SCHEDULED", schedule=sizing.batch_schedule,
                              actions=[{"job_name": jobs["batch_enrichment"].name}], opts=child)
         if "streaming_enrichment" in jobs:
             # A streaming job runs until stopped; the hourly trigger restarts it after a failure

@@ -9,30 +9,26 @@ import pulumi
 import pulumi_aws as aws
 
 from dataforge import serving
+from dataforge.lake import SupportBucket
+from infra.refs import LakeRefs, Named, ServingRefs
+from infra.settings import ServingSettings
 
 
 @dataclass(frozen=True, slots=True)
 class ServingArgs:
     base_name: str
-    kms_key_arn: pulumi.Input[str]
-    athena_results_bucket: pulumi.Input[str]
-    point_in_time_recovery: bool = True
-    deletion_protection: bool = True
-    bytes_scanned_cutoff: int = 10 * 1024**3
+    settings: ServingSettings
+    lake: LakeRefs  # the key, and the Athena results bucket
     protect: bool = False
 
 
 class Serving(pulumi.ComponentResource):
-    metrics_table_name: pulumi.Output[str]
-    metrics_table_arn: pulumi.Output[str]
-    alerts_table_name: pulumi.Output[str]
-    alerts_table_arn: pulumi.Output[str]
-    workgroup_name: pulumi.Output[str]
-    workgroup_arn: pulumi.Output[str]
+    refs: ServingRefs
 
     def __init__(self, name: str, args: ServingArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("dataforge:serving:Serving", name, None, opts)
         protected = pulumi.ResourceOptions(parent=self, protect=args.protect)
+        kms_key_arn = args.lake.kms_key_arn
         keys: list[aws.dynamodb.TableAttributeArgsDict] = [{"name": serving.PK, "type": "S"},
                                                            {"name": serving.SK, "type": "S"}]
 
@@ -41,9 +37,9 @@ class Serving(pulumi.ComponentResource):
             return aws.dynamodb.Table(
                 f"{name}-{role}", name=f"{args.base_name}-{role}", billing_mode="PAY_PER_REQUEST",
                 hash_key=serving.PK, range_key=serving.SK, attributes=attributes, global_secondary_indexes=indexes,
-                point_in_time_recovery={"enabled": args.point_in_time_recovery},
-                deletion_protection_enabled=args.deletion_protection,
-                server_side_encryption={"enabled": True, "kms_key_arn": args.kms_key_arn}, opts=protected)
+                point_in_time_recovery={"enabled": args.settings.point_in_time_recovery},
+                deletion_protection_enabled=args.settings.deletion_protection,
+                server_side_encryption={"enabled": True, "kms_key_arn": kms_key_arn}, opts=protected)
 
         metrics = table("metrics", keys)
         alerts = table("alerts", [*keys, {"name": serving.ALERT_STATUS_ATTR, "type": "S"},
@@ -54,18 +50,15 @@ class Serving(pulumi.ComponentResource):
             f"{name}-workgroup", name=f"{args.base_name}-analytics", state="ENABLED", force_destroy=False,
             configuration={
                 "enforce_workgroup_configuration": True, "publish_cloudwatch_metrics_enabled": True,
-                "bytes_scanned_cutoff_per_query": args.bytes_scanned_cutoff,
+                "bytes_scanned_cutoff_per_query": args.settings.athena_bytes_scanned_cutoff,
                 "engine_version": {"selected_engine_version": "Athena engine version 3"},
                 "result_configuration": {
-                    "output_location": pulumi.Output.concat("s3://", args.athena_results_bucket, "/results/"),
-                    "encryption_configuration": {"encryption_option": "SSE_KMS", "kms_key_arn": args.kms_key_arn},
+                    "output_location": pulumi.Output.concat(
+                        "s3://", args.lake[SupportBucket.ATHENA_RESULTS].name, "/results/"),
+                    "encryption_configuration": {"encryption_option": "SSE_KMS", "kms_key_arn": kms_key_arn},
                 },
             }, opts=pulumi.ResourceOptions(parent=self))
-        self.metrics_table_name = metrics.name
-        self.metrics_table_arn = metrics.arn
-        self.alerts_table_name = alerts.name
-        self.alerts_table_arn = alerts.arn
-        self.workgroup_name = workgroup.name
-        self.workgroup_arn = workgroup.arn
-        self.register_outputs({"metrics_table": self.metrics_table_name, "alerts_table": self.alerts_table_name,
-                               "workgroup": self.workgroup_name})
+        self.refs = ServingRefs(metrics=Named(metrics.name, metrics.arn), alerts=Named(alerts.name, alerts.arn),
+                                workgroup=Named(workgroup.name, workgroup.arn))
+        self.register_outputs({"metrics_table": metrics.name, "alerts_table": alerts.name,
+                               "workgroup": workgroup.name})
