@@ -607,9 +607,17 @@ class _Generator:
             if u < invalid_hi:
                 kind = kinds[invalid_seq % len(kinds)]
                 invalid_seq += 1
-                record = _record(event_id, event_type, f"{prefix}{minsec[off // 1000]}.{millis[off % 1000]}Z",
-                                 txn, account, merchant_id, amount[1:-1], currency, reason, channel,
-                                 country, method, risk_text[risk_k] if risk_k >= 0 else None)
+                # a valid record as a dict in contract order: the starting point of the invalid one
+                risk = risk_text[risk_k] if risk_k >= 0 else None
+                record = {
+                    "event_id": event_id, "event_type": event_type, "schema_version": 1,
+                    "event_time": f"{prefix}{minsec[off // 1000]}.{millis[off % 1000]}Z",
+                    "transaction_id": f"txn_{txn}", "account_id": account, "merchant_id": merchant_id,
+                    "amount": amount[1:-1], "currency": currency,
+                    "status": "approved" if reason is None else "declined", "decline_reason": reason,
+                    "channel": channel, "country": country, "payment_method": method,
+                    "risk_score": None if risk is None else float(risk),
+                }
                 key, value, eid = _break(kind, record, rng, self.end, self.unknown_currencies)
                 yield GeneratedEvent(key, value, eid, kind)
                 continue
@@ -689,29 +697,144 @@ def _with_offset(hour_start: datetime, off_ms: int, offset_minutes: int) -> str:
     return local.isoformat(timespec="milliseconds")
 
 
-def _record(event_id: str, event_type: str, event_time: str, txn: str, account: str, merchant_id: str,
-            amount: str, currency: str, decline_reason: str | None, channel: str, country: str,
-            method: str, risk: str | None) -> dict[str, Any]:
-    """A valid record as a dict in contract order (the starting point of an invalid one)."""
-    return {
-        "event_id": event_id, "event_type": event_type, "schema_version": 1, "event_time": event_time,
-        "transaction_id": f"txn_{txn}", "account_id": account, "merchant_id": merchant_id, "amount": amount,
-        "currency": currency, "status": "approved" if decline_reason is None else "declined",
-        "decline_reason": decline_reason, "channel": channel, "country": country,
-        "payment_method": method, "risk_score": None if risk is None else float(risk),
-    }
-
-
 _REQUIRED: Final = tuple(spec.name for spec in FIELDS if spec.required)
+
+
+@dataclass(slots=True)
+class _Breaking:
+    """A valid record being made to break one rule, with the Kafka key and event id it leaves."""
+
+    record: dict[str, Any]
+    rng: random.Random
+    end: datetime
+    unknown_currencies: list[str]
+    key: bytes
+    event_id: str | None
+
+    def choice(self, options: tuple[Any, ...] | list[Any]) -> Any:
+        return self.rng.choice(options)
+
+
+def _missing_field(b: _Breaking) -> None:
+    name = b.choice(_REQUIRED)
+    del b.record[name]
+    if name == "event_id":
+        b.event_id = None
+    if name == "account_id":
+        b.key = b""
+
+
+def _invalid_event_id(b: _Breaking) -> None:
+    b.record["event_id"] = b.choice((f"evt_{b.rng.getrandbits(48):012x}", "", f"{b.event_id}-1", 12345))
+    b.event_id = None
+
+
+def _invalid_event_time(b: _Breaking) -> None:
+    text: str = b.record["event_time"]
+    moment = datetime.fromisoformat(text)
+    b.record["event_time"] = b.choice((
+        text.removesuffix("Z"),  # no offset
+        moment.strftime("%Y-%m-%d %H:%M:%S"),
+        moment.strftime("%d/%m/%Y %H:%M:%S"),
+        int(moment.timestamp() * 1000),  # epoch millis
+    ))
+
+
+def _event_time_in_future(b: _Breaking) -> None:
+    # A producer with a broken clock: far enough ahead to stay "in the future" for any replay.
+    future = b.end + timedelta(days=36_524, minutes=b.rng.randrange(24 * 60))
+    b.record["event_time"] = future.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _invalid_account_id(b: _Breaking) -> None:
+    bad = b.choice(("", "acc_" + "9" * MAX_ID_LENGTH, 4242))
+    b.record["account_id"] = bad
+    b.key = str(bad).encode()
+
+
+def _invalid_amount(b: _Breaking) -> None:
+    amount: str = b.record["amount"]
+    comma = amount.replace(".", ",") if "." in amount else amount + ",00"
+    b.record["amount"] = b.choice((comma, f"{b.record['currency']} {amount}", "", True, "NaN"))
+
+
+def _non_positive_amount(b: _Breaking) -> None:
+    amount: str = b.record["amount"]
+    b.record["amount"] = b.choice(("0.00", "-" + amount, 0, -float(amount)))
+
+
+def _amount_precision(b: _Breaking) -> None:
+    whole, _, frac = str(b.record["amount"]).partition(".")
+    text = f"{whole}.{frac[:2]:0<2}{b.rng.randint(1, 9)}"  # a third, non-zero fraction digit
+    b.record["amount"] = text if b.rng.random() < 0.5 else float(text)
+
+
+def _declined_with(reasons: tuple[Any, ...]) -> Callable[[_Breaking], None]:
+    def breaks(b: _Breaking) -> None:
+        b.record["status"] = "declined"
+        b.record["decline_reason"] = b.choice(reasons)
+
+    return breaks
+
+
+def _unexpected_decline_reason(b: _Breaking) -> None:
+    b.record["status"] = "approved"
+    b.record["decline_reason"] = b.choice(tuple(DECLINE_REASONS))
+
+
+def _set(name: str, *options: Any) -> Callable[[_Breaking], None]:
+    """A rule broken by giving ``name`` one of ``options``."""
+
+    def breaks(b: _Breaking) -> None:
+        b.record[name] = b.choice(options)
+
+    return breaks
+
+
+def _set_from(name: str, options: Callable[[_Breaking], tuple[Any, ...] | list[Any]]) -> Callable[[_Breaking], None]:
+    """A rule broken by giving ``name`` one of the options computed from the record."""
+
+    def breaks(b: _Breaking) -> None:
+        b.record[name] = b.choice(options(b))
+
+    return breaks
+
+
+# How each record rule is broken (one entry per ``RECORD_REASONS`` code but the two whole-value ones,
+# which ``_break`` handles: a value that is not JSON, or JSON that is not an object).
+_BREAKERS: Final[dict[Reason, Callable[[_Breaking], None]]] = {
+    Reason.MISSING_FIELD: _missing_field,
+    Reason.UNSUPPORTED_SCHEMA_VERSION: _set("schema_version", 2, 3),
+    Reason.INVALID_SCHEMA_VERSION: _set("schema_version", 0, -1, "1"),
+    Reason.INVALID_EVENT_ID: _invalid_event_id,
+    Reason.INVALID_EVENT_TYPE: _set("event_type", "chargeback", "Payment", "capture", ""),
+    Reason.INVALID_EVENT_TIME: _invalid_event_time,
+    Reason.EVENT_TIME_IN_FUTURE: _event_time_in_future,
+    Reason.INVALID_TRANSACTION_ID: _set("transaction_id", "", "txn_" + "0" * MAX_ID_LENGTH, None),
+    Reason.INVALID_ACCOUNT_ID: _invalid_account_id,
+    Reason.INVALID_MERCHANT_ID: _set("merchant_id", "", "mrc_" + "x" * MAX_ID_LENGTH, None),
+    Reason.INVALID_AMOUNT: _invalid_amount,
+    Reason.NON_POSITIVE_AMOUNT: _non_positive_amount,
+    Reason.AMOUNT_PRECISION: _amount_precision,
+    Reason.INVALID_CURRENCY: _set_from(
+        "currency", lambda b: (str(b.record["currency"]).lower(), "EURO", "US$", "", "€")),
+    Reason.UNKNOWN_CURRENCY: _set_from("currency", lambda b: b.unknown_currencies),
+    Reason.INVALID_STATUS: _set("status", "pending", "APPROVED", "authorized", "settled"),
+    # an ISO 8583 response code sent as a number
+    Reason.INVALID_DECLINE_REASON: _declined_with((51, 5, 54, ["do_not_honor"])),
+    Reason.MISSING_DECLINE_REASON: _declined_with((None, "")),
+    Reason.UNEXPECTED_DECLINE_REASON: _unexpected_decline_reason,
+    Reason.INVALID_CHANNEL: _set("channel", "atm", "call_center", "WEB", "kiosk"),
+    Reason.INVALID_COUNTRY: _set_from("country", lambda b: ("UK", "XX", "USA", str(b.record["country"]).lower())),
+    Reason.INVALID_PAYMENT_METHOD: _set("payment_method", "crypto", "cash", "paypal", "CARD"),
+    Reason.INVALID_RISK_SCORE: _set("risk_score", 1.5, -0.2, "high", 87),
+}
 
 
 def _break(kind: Reason, record: dict[str, Any], rng: random.Random, end: datetime,
            unknown_currencies: list[str]) -> tuple[bytes, bytes, str | None]:
     """Make ``record`` break exactly the rule behind ``kind``: (key, value, event_id or None)."""
-    choice = rng.choice
     key = str(record["account_id"]).encode()
-    event_id: str | None = record["event_id"]
-    amount: str = record["amount"]
     if kind is Reason.INVALID_JSON:
         line = msgspec.json.encode(record)
         if rng.random() < 0.5:  # cut off mid-record (a producer crashing while writing)
@@ -721,75 +844,9 @@ def _break(kind: Reason, record: dict[str, Any], rng: random.Random, end: dateti
         if rng.random() < 0.5:
             return key, msgspec.json.encode([record]), None
         return key, msgspec.json.encode(msgspec.json.encode(record).decode()), None  # double-encoded
-    if kind is Reason.MISSING_FIELD:
-        name = choice(_REQUIRED)
-        del record[name]
-        if name == "event_id":
-            event_id = None
-        if name == "account_id":
-            key = b""
-    elif kind is Reason.UNSUPPORTED_SCHEMA_VERSION:
-        record["schema_version"] = choice((2, 3))
-    elif kind is Reason.INVALID_SCHEMA_VERSION:
-        record["schema_version"] = choice((0, -1, "1"))
-    elif kind is Reason.INVALID_EVENT_ID:
-        record["event_id"] = choice((f"evt_{rng.getrandbits(48):012x}", "", f"{event_id}-1", 12345))
-        event_id = None
-    elif kind is Reason.INVALID_EVENT_TYPE:
-        record["event_type"] = choice(("chargeback", "Payment", "capture", ""))
-    elif kind is Reason.INVALID_EVENT_TIME:
-        text: str = record["event_time"]
-        moment = datetime.fromisoformat(text)
-        record["event_time"] = choice((
-            text.removesuffix("Z"),  # no offset
-            moment.strftime("%Y-%m-%d %H:%M:%S"),
-            moment.strftime("%d/%m/%Y %H:%M:%S"),
-            int(moment.timestamp() * 1000),  # epoch millis
-        ))
-    elif kind is Reason.EVENT_TIME_IN_FUTURE:
-        # A producer with a broken clock: far enough ahead to stay "in the future" for any replay.
-        future = end + timedelta(days=36_524, minutes=rng.randrange(24 * 60))
-        record["event_time"] = future.strftime("%Y-%m-%dT%H:%M:%SZ")
-    elif kind is Reason.INVALID_TRANSACTION_ID:
-        record["transaction_id"] = choice(("", "txn_" + "0" * MAX_ID_LENGTH, None))
-    elif kind is Reason.INVALID_ACCOUNT_ID:
-        bad = choice(("", "acc_" + "9" * MAX_ID_LENGTH, 4242))
-        record["account_id"] = bad
-        key = str(bad).encode()
-    elif kind is Reason.INVALID_MERCHANT_ID:
-        record["merchant_id"] = choice(("", "mrc_" + "x" * MAX_ID_LENGTH, None))
-    elif kind is Reason.INVALID_AMOUNT:
-        comma = amount.replace(".", ",") if "." in amount else amount + ",00"
-        record["amount"] = choice((comma, f"{record['currency']} {amount}", "", True, "NaN"))
-    elif kind is Reason.NON_POSITIVE_AMOUNT:
-        record["amount"] = choice(("0.00", "-" + amount, 0, -float(amount)))
-    elif kind is Reason.AMOUNT_PRECISION:
-        whole, _, frac = amount.partition(".")
-        text = f"{whole}.{frac[:2]:0<2}{rng.randint(1, 9)}"  # a third, non-zero fraction digit
-        record["amount"] = text if rng.random() < 0.5 else float(text)
-    elif kind is Reason.INVALID_CURRENCY:
-        record["currency"] = choice((str(record["currency"]).lower(), "EURO", "US$", "", "€"))
-    elif kind is Reason.UNKNOWN_CURRENCY:
-        record["currency"] = choice(unknown_currencies)
-    elif kind is Reason.INVALID_STATUS:
-        record["status"] = choice(("pending", "APPROVED", "authorized", "settled"))
-    elif kind is Reason.INVALID_DECLINE_REASON:  # an ISO 8583 response code sent as a number
-        record["status"] = "declined"
-        record["decline_reason"] = choice((51, 5, 54, ["do_not_honor"]))
-    elif kind is Reason.MISSING_DECLINE_REASON:
-        record["status"] = "declined"
-        record["decline_reason"] = choice((None, ""))
-    elif kind is Reason.UNEXPECTED_DECLINE_REASON:
-        record["status"] = "approved"
-        record["decline_reason"] = choice(tuple(DECLINE_REASONS))
-    elif kind is Reason.INVALID_CHANNEL:
-        record["channel"] = choice(("atm", "call_center", "WEB", "kiosk"))
-    elif kind is Reason.INVALID_COUNTRY:
-        record["country"] = choice(("UK", "XX", "USA", str(record["country"]).lower()))
-    elif kind is Reason.INVALID_PAYMENT_METHOD:
-        record["payment_method"] = choice(("crypto", "cash", "paypal", "CARD"))
-    elif kind is Reason.INVALID_RISK_SCORE:
-        record["risk_score"] = choice((1.5, -0.2, "high", 87))
-    else:  # pragma: no cover - RECORD_REASONS and this function are kept in step by the tests
+    breaker = _BREAKERS.get(kind)
+    if breaker is None:  # pragma: no cover - RECORD_REASONS and _BREAKERS are kept in step by the tests
         raise ValueError(f"the generator cannot produce reason {kind}")
-    return key, msgspec.json.encode(record), event_id
+    breaking = _Breaking(record, rng, end, unknown_currencies, key, record["event_id"])
+    breaker(breaking)
+    return breaking.key, msgspec.json.encode(breaking.record), breaking.event_id
