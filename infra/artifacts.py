@@ -122,8 +122,22 @@ class Bundle:
     api: Artifact  # the Chalice app with the core vendored
     connectors: Path  # MSK Connect connector configs
 
+    def archives(self) -> dict[str, Artifact]:
+        """The built archives by role (what ``dataforge plan --summary`` lists with their sizes)."""
+        return {"core layer (Lambda)": self.core_layer, "Glue --extra-py-files": self.core_zip,
+                "Lambda handlers": self.lambdas, "API (Chalice)": self.api}
+
 
 GLUE_JOBS: Final = ("streaming_enrichment", "batch_enrichment", "daily_aggregation", "backfill", "export_gold")
+
+
+def sizes(named: dict[str, Artifact]) -> str:
+    """A table of artifacts: role, size, content hash, file."""
+    rows = [(role, f"{a.path.stat().st_size / 1024:,.0f} KiB", a.short_hash, a.path.name) for role, a in named.items()]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = ["artifacts:"] + ["  " + "  ".join(c.rjust(widths[i]) if i == 1 else c.ljust(widths[i])
+                                                for i, c in enumerate(row)).rstrip() for row in rows]
+    return "\n".join(lines) + "\n"
 
 
 def glue_script(job: str, root: Path | None = None) -> Artifact:

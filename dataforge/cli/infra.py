@@ -45,7 +45,14 @@ def plan(
     except InfraError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    _emit(engine.summary(rendered) if summary else rendered.dumps(), out)
+    if summary:
+        from infra import artifacts
+
+        bundle = artifacts.build_bundle()  # (built already by the render: cached, the same bytes)
+        named = {**bundle.archives(), **{f"Glue job {job}": artifacts.glue_script(job) for job in artifacts.GLUE_JOBS}}
+        _emit(engine.summary(rendered) + "\n" + artifacts.sizes(named), out)
+    else:
+        _emit(rendered.dumps(), out)
     if check:
         violations = check_all(stack, rendered.resources)
         for violation in violations:
