@@ -23,6 +23,24 @@ EVALUATOR_SCHEDULE: Final = "rate(1 minute)"
 
 
 @dataclass(frozen=True, slots=True)
+class Alarm:
+    """One CloudWatch metric alarm; its actions are the alerts topic."""
+
+    role: str  # the alarm's name after the stack's base name
+    description: str
+    namespace: str
+    metric: str
+    dimensions: Mapping[str, pulumi.Input[str]]
+    threshold: float
+    statistic: str = "Sum"
+    extended: str | None = None  # a percentile statistic ("p99") instead of ``statistic``
+    comparison: str = "GreaterThanOrEqualToThreshold"
+    periods: int = 1
+    period: int = 300
+    missing: str = "notBreaching"
+
+
+@dataclass(frozen=True, slots=True)
 class Watched:
     """What the alarms watch besides the serving tables and the stream."""
 
@@ -97,36 +115,35 @@ class Observability(pulumi.ComponentResource):
         self.evaluator_function_name = evaluator.name
 
         actions = [topic.arn]
-
-        def alarm(role: str, description: str, namespace: str, metric: str, dimensions: Mapping[str, pulumi.Input[str]],
-                  threshold: float, statistic: str = "Sum", extended: str | None = None,
-                  comparison: str = "GreaterThanOrEqualToThreshold", periods: int = 1, period: int = 300,
-                  missing: str = "notBreaching") -> None:
+        alarms = [
+            *(alarm for index, function_name in enumerate([*watched.lambda_functions, evaluator.name])
+              for alarm in (
+                  Alarm(f"lambda-{index}-errors", "Lambda errors", "AWS/Lambda", "Errors",
+                        {"FunctionName": function_name}, alerts.lambda_error_threshold),
+                  Alarm(f"lambda-{index}-throttles", "Lambda throttles", "AWS/Lambda", "Throttles",
+                        {"FunctionName": function_name}, 1))),
+            Alarm("msk-consumer-lag", "MSK landing consumer lag", "AWS/Kafka", "MaxOffsetLag",
+                  {"Cluster Name": kafka.cluster_name, "Consumer Group": watched.consumer_group, "Topic": kafka.topic},
+                  alerts.consumer_lag_threshold, statistic="Maximum", periods=3),
+            *(Alarm(f"dynamodb-{role}-throttles", f"DynamoDB {role} throttled requests", "AWS/DynamoDB",
+                    "ThrottledRequests", {"TableName": table}, 1)
+              for role, table in (("metrics", metrics_table.name), ("alerts", alerts_table.name))),
+            Alarm("api-5xx", "API 5XX errors", "AWS/ApiGateway", "5XXError", {"ApiName": watched.api_name},
+                  alerts.api_5xx_threshold),
+            Alarm("api-latency-p99", "API p99 latency", "AWS/ApiGateway", "Latency", {"ApiName": watched.api_name},
+                  alerts.api_latency_p99_ms, extended="p99", periods=3),
+            Alarm("data-freshness", "data freshness lag", METRICS_NAMESPACE, FRESHNESS_METRIC,
+                  {"Environment": args.env}, alerts.freshness_minutes * 60, statistic="Maximum", periods=2,
+                  missing="breaching"),
+        ]
+        for alarm in alarms:
             aws.cloudwatch.MetricAlarm(
-                f"{name}-{role}", name=f"{args.base_name}-{role}", alarm_description=description,
-                namespace=namespace, metric_name=metric, dimensions=dict(dimensions),
-                statistic=None if extended else statistic, extended_statistic=extended, period=period,
-                evaluation_periods=periods, threshold=threshold, comparison_operator=comparison,
-                treat_missing_data=missing, alarm_actions=actions, ok_actions=actions, opts=child)
-
-        for index, function_name in enumerate([*watched.lambda_functions, evaluator.name]):
-            alarm(f"lambda-{index}-errors", "Lambda errors", "AWS/Lambda", "Errors", {"FunctionName": function_name},
-                  alerts.lambda_error_threshold)
-            alarm(f"lambda-{index}-throttles", "Lambda throttles", "AWS/Lambda", "Throttles",
-                  {"FunctionName": function_name}, 1)
-        alarm("msk-consumer-lag", "MSK landing consumer lag", "AWS/Kafka", "MaxOffsetLag",
-              {"Cluster Name": kafka.cluster_name, "Consumer Group": watched.consumer_group, "Topic": kafka.topic},
-              alerts.consumer_lag_threshold, statistic="Maximum", periods=3)
-        for role, table in (("metrics", metrics_table.name), ("alerts", alerts_table.name)):
-            alarm(f"dynamodb-{role}-throttles", f"DynamoDB {role} throttled requests", "AWS/DynamoDB",
-                  "ThrottledRequests", {"TableName": table}, 1)
-        alarm("api-5xx", "API 5XX errors", "AWS/ApiGateway", "5XXError", {"ApiName": watched.api_name},
-              alerts.api_5xx_threshold)
-        alarm("api-latency-p99", "API p99 latency", "AWS/ApiGateway", "Latency", {"ApiName": watched.api_name},
-              alerts.api_latency_p99_ms, extended="p99", periods=3)
-        alarm("data-freshness", "data freshness lag", METRICS_NAMESPACE, FRESHNESS_METRIC,
-              {"Environment": args.env}, alerts.freshness_minutes * 60, statistic="Maximum", periods=2,
-              missing="breaching")
+                f"{name}-{alarm.role}", name=f"{args.base_name}-{alarm.role}", alarm_description=alarm.description,
+                namespace=alarm.namespace, metric_name=alarm.metric, dimensions=dict(alarm.dimensions),
+                statistic=None if alarm.extended else alarm.statistic, extended_statistic=alarm.extended,
+                period=alarm.period, evaluation_periods=alarm.periods, threshold=alarm.threshold,
+                comparison_operator=alarm.comparison, treat_missing_data=alarm.missing, alarm_actions=actions,
+                ok_actions=actions, opts=child)
         glue_failures = aws.cloudwatch.EventRule(
             f"{name}-glue-failures", name=f"{args.base_name}-glue-failures",
             event_pattern=pulumi.Output.json_dumps({
