@@ -79,7 +79,6 @@ def _engine(config: StackConfig) -> tuple[Any, Any]:
     """The mocks and the recording monitor (built lazily: importing pulumi is slow)."""
     import pulumi
     from pulumi.runtime.mocks import MockMonitor
-    from pulumi.runtime.sync_await import _sync_await
 
     region = str(config.values.get("aws:region", "us-east-1"))
 
@@ -92,26 +91,12 @@ def _engine(config: StackConfig) -> tuple[Any, Any]:
             self.transforms.append(transform)
 
         def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
-            props = dict(args.inputs)
-            for transform in self.transforms:  # what the engine does with stack transforms
-                result = transform(pulumi.ResourceTransformArgs(custom=bool(args.custom), type_=args.typ,
-                                                                name=args.name, props=props,
-                                                                opts=pulumi.ResourceOptions()))
-                if inspect.isawaitable(result):
-                    result = _sync_await(result)
-                if result is not None:
-                    props = dict(result.props)
+            props = _transformed(self.transforms, args)
             self.inputs[(args.typ, args.name)] = props
             return _state(args.typ, args.name, props, region)
 
         def call(self, args: pulumi.runtime.MockCallArgs) -> Any:
-            invoke = args.token
-            if invoke == "aws:index/getCallerIdentity:getCallerIdentity":
-                return {"accountId": ACCOUNT_ID, "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/plan",
-                        "userId": "plan", "id": ACCOUNT_ID}
-            if invoke == "aws:index/getRegion:getRegion":
-                return {"name": region, "region": region, "id": region}
-            raise RenderError(f"the offline renderer has no answer for invoke {args.token}")
+            return _invoke(args.token, region)
 
     class Monitor(MockMonitor):
         def __init__(self, mocks: Mocks) -> None:
@@ -128,6 +113,34 @@ def _engine(config: StackConfig) -> tuple[Any, Any]:
 
     mocks = Mocks()
     return mocks, Monitor(mocks)
+
+
+def _transformed(transforms: list[Any], args: Any) -> dict[str, Any]:
+    """A resource's inputs after the registered stack transforms, as the engine applies them."""
+    import pulumi
+    from pulumi.runtime.sync_await import _sync_await
+
+    props = dict(args.inputs)
+    for transform in transforms:
+        result = transform(pulumi.ResourceTransformArgs(custom=bool(args.custom), type_=args.typ, name=args.name,
+                                                        props=props, opts=pulumi.ResourceOptions()))
+        if inspect.isawaitable(result):
+            result = _sync_await(result)
+        if result is not None:
+            props = dict(result.props)
+    return props
+
+
+def _invoke(token: str, region: str) -> dict[str, str]:
+    """The answers to the provider functions the program calls."""
+    answers = {
+        "aws:index/getCallerIdentity:getCallerIdentity": {
+            "accountId": ACCOUNT_ID, "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/plan", "userId": "plan", "id": ACCOUNT_ID},
+        "aws:index/getRegion:getRegion": {"name": region, "region": region, "id": region},
+    }
+    if token not in answers:
+        raise RenderError(f"the offline renderer has no answer for invoke {token}")
+    return answers[token]
 
 
 def _urn_address(urn: str) -> str | None:
