@@ -1,20 +1,35 @@
-"""The query guard: one read-only statement over allowed tables, for both engines (Athena, DuckDB).
+"""The query guard: one read-only statement over the lake's tables, for both engines (Athena, DuckDB).
 
-The submitted text is parsed as Athena (Trino) SQL with sqlglot and judged on its syntax tree, never
-on its text, so comments cannot hide a second statement: the engine receives SQL *generated* from
-the checked tree (comments dropped), in its own dialect. Refused with ``SqlRefusedError`` (400):
+An allow-list, not a deny-list. The submitted text is parsed as Athena (Trino) SQL with sqlglot and
+judged on its syntax tree, never on its text; the engine receives SQL *generated* from the checked
+tree (comments dropped), in its own dialect. A statement is accepted only when
 
-- anything but exactly one SELECT / WITH ... SELECT / set operation (DDL, DML, SET, PRAGMA, COPY,
-  ATTACH, INSTALL, LOAD, USE, ``SELECT ... INTO``, ...);
-- tables outside the allowed databases or other catalogs, and tables the catalog does not know;
-- table functions and functions that read files, URLs or engine state (``read_csv``, ``glob``, ...),
-  and string literals that are URLs.
+- it is exactly one SELECT / WITH ... SELECT / set operation, at most ``MAX_SQL_CHARS`` characters,
+  with parentheses nested at most ``MAX_NESTING`` levels (deeper text never reaches the recursive
+  parser);
+- every node of its tree is of an allowed type: the query syntax in ``SYNTAX_NODES`` and the
+  functions in ``FUNCTION_NODES`` (aggregates, math, string, date/time, conditional, casting and
+  window functions), plus the Trino functions sqlglot keeps as ``exp.Anonymous`` whose lower-case
+  name is in ``ANONYMOUS_FUNCTIONS`` whatever the quoting (``"current_setting"(...)`` is
+  ``current_setting``, refused). The node type, not the spelling, decides what each engine runs:
+  ``date_format`` is ``exp.TimeToStr`` and becomes DuckDB's ``strftime``. Words the generators print
+  verbatim (units such as ``date_add('day', ...)``'s, unquoted identifiers) must be plain words, so
+  no text can reach the generated SQL unescaped;
+- every table source resolves, in its own scope (``sqlglot.optimizer.scope``), to a CTE visible
+  there or to a table of an allowed database that the catalog knows. A CTE defined inside a
+  subquery names nothing outside it, so ``sqlite_master``, ``duckdb_settings``, ``pg_settings``,
+  ``information_schema`` or a quoted ``"s3://..."`` path are refused wherever they appear; so are
+  table functions (``read_csv``, ``TABLE(...)``, ...);
+- no string literal is a URL or file path.
 
-A row limit is enforced: a ``LIMIT`` is added, or lowered to the maximum.
+Refusals are ``SqlRefusedError`` (400) with a code and a message naming the function, table or
+syntax; parse failures of any kind, recursion included, are ``invalid_sql``. A row limit is
+enforced: a ``LIMIT`` is added, or lowered to the maximum.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping, Set
 from dataclasses import dataclass
@@ -22,31 +37,99 @@ from typing import Final
 
 import sqlglot
 from sqlglot import exp
-from sqlglot.errors import ParseError, TokenError
+from sqlglot.errors import OptimizeError, ParseError, TokenError
+from sqlglot.optimizer.scope import traverse_scope
 
 from chalicelib.errors import SqlRefusedError
 
+logger = logging.getLogger(__name__)
+
 READ_DIALECT: Final = "trino"
 ATHENA_CATALOG: Final = "awsdatacatalog"
+MAX_SQL_CHARS: Final = 20_000
+# sqlglot's parser recurses about twenty Python frames per parenthesis level; 32 levels stay far
+# from the interpreter's recursion limit and far above what analysts write.
+MAX_NESTING: Final = 32
 
-_FORBIDDEN_NODES: Final = tuple(
-    getattr(exp, name)
-    for name in (
-        "Insert", "Update", "Delete", "Merge", "Create", "Drop", "Alter", "Command", "Set", "Pragma", "Copy",
-        "Attach", "Detach", "Use", "Transaction", "Commit", "Rollback", "Grant", "LoadData", "Into", "Describe",
-        "Show", "Install", "Summarize", "Kill", "Refresh", "Cache", "Uncache", "TruncateTable", "Analyze", "Export",
-    )
-    if hasattr(exp, name)
-)
-# Functions that read files, URLs, other databases or engine state, in DuckDB or Trino.
-_FORBIDDEN_FUNCTIONS: Final = frozenset({
-    "glob", "query", "query_table", "getenv", "current_setting", "sniff_csv", "load", "install", "which_secret",
-    "system", "table", "http_get", "http_post", "file", "from_json_file", "iceberg_metadata", "delta_scan",
-    "ducklake", "checkpoint", "force_checkpoint", "enable_profiling", "set_variable", "getvariable",
+# Query syntax: clauses, operators, literals, references. Functions are listed below.
+SYNTAX_NODES: Final[frozenset[type[exp.Expr]]] = frozenset({
+    exp.Select, exp.Union, exp.Intersect, exp.Except, exp.Subquery, exp.With, exp.CTE, exp.From, exp.Join,
+    exp.Where, exp.Group, exp.Cube, exp.Rollup, exp.GroupingSets, exp.Having, exp.Order, exp.Ordered,
+    exp.Limit, exp.Fetch, exp.LimitOptions, exp.Offset, exp.Distinct, exp.Values, exp.Tuple, exp.Unnest,
+    exp.Table, exp.TableAlias, exp.Alias, exp.Column, exp.Identifier, exp.Dot, exp.Star,
+    exp.Literal, exp.Null, exp.Boolean, exp.Var, exp.Interval, exp.DataType, exp.DataTypeParam,
+    exp.Paren, exp.And, exp.Or, exp.Not, exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE,
+    exp.NullSafeEQ, exp.NullSafeNEQ, exp.Is, exp.In, exp.Between, exp.Like, exp.ILike, exp.Escape,
+    exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod, exp.Neg, exp.DPipe, exp.Exists, exp.Any, exp.All,
+    exp.Bracket, exp.AtTimeZone,
+    exp.Window, exp.WindowSpec, exp.Filter, exp.WithinGroup, exp.IgnoreNulls, exp.RespectNulls,
 })
-_FORBIDDEN_PREFIXES: Final = ("read_", "st_read", "parquet_", "sqlite_", "postgres_", "mysql_", "iceberg_", "delta_",
-                              "duckdb_", "pragma_", "http", "json_execute", "excel_", "arrow_scan", "pandas_scan")
+
+# Functions analysts use on Athena, by the node sqlglot parses each Trino spelling into.
+FUNCTION_NODES: Final[frozenset[type[exp.Expr]]] = frozenset({
+    # aggregates: count, sum, avg, min, max, approx_distinct, approx_percentile, count_if, arbitrary /
+    # any_value, bool_and, bool_or, stddev[_samp|_pop], variance / var_samp, var_pop, corr,
+    # covar_samp, covar_pop, max_by, min_by, array_agg, listagg
+    exp.Count, exp.Sum, exp.Avg, exp.Min, exp.Max, exp.ApproxDistinct, exp.ApproxQuantile, exp.CountIf,
+    exp.AnyValue, exp.LogicalAnd, exp.LogicalOr, exp.Stddev, exp.StddevSamp, exp.StddevPop, exp.Variance,
+    exp.VariancePop, exp.Corr, exp.CovarSamp, exp.CovarPop, exp.ArgMax, exp.ArgMin, exp.ArrayAgg,
+    exp.GroupConcat,
+    # math: abs, ceil / ceiling, floor, round, truncate, mod, power / pow, sqrt, cbrt, exp, ln, log,
+    # log2, log10, sign, greatest, least, pi, degrees, radians, sin, cos, tan, asin, acos, atan, atan2,
+    # width_bucket, is_nan, rand / random, from_base (mod is the operator %, in SYNTAX_NODES)
+    exp.Abs, exp.Ceil, exp.Floor, exp.Round, exp.Trunc, exp.Pow, exp.Sqrt, exp.Cbrt, exp.Exp,
+    exp.Ln, exp.Log, exp.Sign, exp.Greatest, exp.Least, exp.Pi, exp.Degrees, exp.Radians, exp.Sin,
+    exp.Cos, exp.Tan, exp.Asin, exp.Acos, exp.Atan, exp.Atan2, exp.WidthBucket, exp.IsNan, exp.Rand,
+    exp.FromBase,
+    # string: lower, upper, length, substr / substring, trim, ltrim, rtrim, concat, concat_ws, ||,
+    # replace, reverse, lpad, rpad, split, split_part, strpos / position, starts_with, format,
+    # regexp_like, regexp_extract, regexp_replace, regexp_count, chr, levenshtein_distance, translate,
+    # to_hex, md5, to_utf8, from_utf8, normalize
+    exp.Lower, exp.Upper, exp.Length, exp.Substring, exp.Trim, exp.Concat, exp.ConcatWs, exp.Replace,
+    exp.Reverse, exp.Pad, exp.Split, exp.SplitPart, exp.StrPosition, exp.StartsWith, exp.Format,
+    exp.RegexpLike, exp.RegexpExtract, exp.RegexpReplace, exp.RegexpCount, exp.Chr, exp.Levenshtein,
+    exp.Translate, exp.Hex, exp.MD5Digest, exp.Encode, exp.Decode, exp.Normalize,
+    # date/time: date_trunc, date_add, date_diff, date_format, date_parse, parse_datetime,
+    # from_iso8601_timestamp, from_iso8601_date, from_unixtime, to_unixtime, current_date,
+    # current_timestamp / now, localtimestamp, current_timezone, year, month, day / day_of_month,
+    # day_of_week / dow, day_of_year / doy, hour, minute, second, week / week_of_year, quarter,
+    # year_of_week, last_day_of_month, extract, date, AT TIME ZONE
+    exp.TimestampTrunc, exp.DateTrunc, exp.DateAdd, exp.DateDiff, exp.TimeToStr, exp.StrToTime,
+    exp.ParseDatetime, exp.FromISO8601Timestamp, exp.FromISO8601Date, exp.UnixToTime, exp.TimeToUnix,
+    exp.CurrentDate, exp.CurrentTimestamp, exp.Localtimestamp, exp.CurrentTimezone, exp.Year, exp.Month,
+    exp.Day, exp.DayOfMonth, exp.DayOfWeekIso, exp.DayOfWeek, exp.DayOfYear, exp.Hour, exp.Minute,
+    exp.Second, exp.WeekOfYear, exp.Quarter, exp.YearOfWeek, exp.LastDay, exp.Extract, exp.Date,
+    # conditional and casting: coalesce, nullif, if, CASE, try, cast, try_cast, typeof
+    exp.Coalesce, exp.Nullif, exp.If, exp.Case, exp.Try, exp.Cast, exp.TryCast, exp.Typeof,
+    # arrays met in string handling: cardinality, contains, element_at, array_join, ARRAY[...]
+    exp.ArraySize, exp.ArrayContains, exp.ArrayToString, exp.Array,
+    # window: row_number, rank, dense_rank, ntile, percent_rank, cume_dist, lag, lead, first_value,
+    # last_value, nth_value
+    exp.RowNumber, exp.Rank, exp.DenseRank, exp.Ntile, exp.PercentRank, exp.CumeDist, exp.Lag, exp.Lead,
+    exp.FirstValue, exp.LastValue, exp.NthValue,
+})
+
+# Trino functions sqlglot has no node for: passed by name to the engine, so each is harmless in
+# both Trino and DuckDB (where DuckDB lacks one, the query fails at run time).
+ANONYMOUS_FUNCTIONS: Final = frozenset({
+    "geometric_mean", "every", "is_finite", "is_infinite", "nan", "infinity", "e", "to_base", "codepoint",
+    "hamming_distance", "strrpos", "format_datetime", "to_iso8601", "millisecond", "timezone_hour",
+    "timezone_minute", "with_timezone", "human_readable_seconds",
+})
+
+_TYPES: Final = frozenset({
+    exp.DType.BOOLEAN, exp.DType.TINYINT, exp.DType.SMALLINT, exp.DType.INT, exp.DType.BIGINT,
+    exp.DType.FLOAT, exp.DType.DOUBLE, exp.DType.DECIMAL, exp.DType.VARCHAR, exp.DType.CHAR, exp.DType.TEXT,
+    exp.DType.VARBINARY, exp.DType.BINARY, exp.DType.DATE, exp.DType.TIME, exp.DType.TIMESTAMP,
+    exp.DType.TIMESTAMPTZ, exp.DType.INTERVAL, exp.DType.ARRAY,
+})
+_STATEMENT_NODES: Final = (exp.DDL, exp.DML, exp.Command, exp.Into, exp.Set, exp.Pragma, exp.Use,
+                           exp.Transaction, exp.Commit, exp.Rollback, exp.Describe, exp.Show, exp.Copy)
+_WORD: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_IDENTIFIER: Final = re.compile(r"[A-Za-z0-9_$]+")
 _URL_LITERAL: Final = re.compile(r"^\s*(?:[a-z][a-z0-9+.-]*://|file:)", re.IGNORECASE)
+# Strings, quoted identifiers and comments (so their brackets do not count), and brackets.
+_BRACKETS: Final = re.compile(r"'(?:[^']|'')*'?|\"(?:[^\"]|\"\")*\"?|--[^\n]*|/\*.*?(?:\*/|\Z)|[()\[\]]", re.DOTALL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,35 +141,160 @@ class GuardedQuery:
     limit: int
 
     def sql(self, dialect: str) -> str:
-        return self.tree.sql(dialect=dialect, comments=False)
+        try:
+            return self.tree.sql(dialect=dialect, comments=False)
+        except RecursionError:
+            raise _refuse("invalid_sql", "the statement nests too deeply; simplify it") from None
 
 
 def _refuse(code: str, message: str) -> SqlRefusedError:
     return SqlRefusedError(code, message)
 
 
-def _function_name(node: exp.Func) -> str:
+def function_name(node: exp.Expr) -> str:
+    """The lower-case name of a function node, as both engines resolve it (quotes do not matter)."""
     if isinstance(node, exp.Anonymous):
-        return str(node.this).lower()
-    return node.sql_name().lower()
+        return node.name.lower()
+    if isinstance(node, exp.Func):
+        return node.sql_name().lower()
+    return node.key
 
 
-def _check_functions(tree: exp.Query) -> None:
-    for node in tree.find_all(exp.Func):
-        name = _function_name(node)
-        if name in _FORBIDDEN_FUNCTIONS or name.startswith(_FORBIDDEN_PREFIXES) or name.endswith("_scan"):
-            raise _refuse(
-                "function_not_allowed",
-                f"function {name}() is not allowed: queries may read only the catalog's tables, not files, URLs"
-                " or engine settings",
-            )
-    for literal in tree.find_all(exp.Literal):
-        if literal.is_string and _URL_LITERAL.match(str(literal.this)):
+def is_allowed_node(node: exp.Expr) -> bool:
+    """Whether the node's type (or an anonymous function's name) is on the allow-lists."""
+    kind = type(node)
+    if kind is exp.Anonymous:
+        return node.name.lower() in ANONYMOUS_FUNCTIONS and _WORD.fullmatch(node.name) is not None
+    return kind in FUNCTION_NODES or kind in SYNTAX_NODES
+
+
+def _check_nesting(sql: str) -> None:
+    depth = deepest = 0
+    for match in _BRACKETS.finditer(sql):
+        char = match.group()
+        if char in "([":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in ")]":
+            depth -= 1
+    if deepest > MAX_NESTING:
+        raise _refuse("invalid_sql", f"the statement nests parentheses {deepest} levels deep; at most {MAX_NESTING}"
+                      " are allowed")
+
+
+def _parse(sql: str) -> exp.Query:
+    if len(sql) > MAX_SQL_CHARS:
+        raise _refuse("sql_too_long", f"the statement has {len(sql)} characters; at most {MAX_SQL_CHARS} are allowed")
+    _check_nesting(sql)
+    try:
+        statements = [s for s in sqlglot.parse(sql, read=READ_DIALECT) if s is not None]
+    except (ParseError, TokenError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else "syntax error"
+        raise _refuse("invalid_sql", f"the SQL does not parse as Athena (Trino) SQL: {first[:300]}") from None
+    except RecursionError:
+        raise _refuse("invalid_sql", "the statement nests too deeply; simplify it") from None
+    except Exception as exc:  # noqa: BLE001 - sqlglot raises assorted errors on odd input; all mean "does not parse"
+        logger.warning("sqlglot failed on a submitted statement: %s: %.200s", type(exc).__name__, exc)
+        raise _refuse("invalid_sql", "the SQL does not parse as Athena (Trino) SQL") from None
+    if len(statements) != 1:
+        raise _refuse("multiple_statements" if statements else "invalid_sql",
+                      "send exactly one SELECT (or WITH ... SELECT) statement, without ';'-separated statements")
+    tree = statements[0]
+    if not isinstance(tree, exp.Query):
+        raise _refuse("statement_not_allowed",
+                      f"only read-only SELECT / WITH queries are allowed, not {tree.key.upper()}")
+    return tree
+
+
+def _refused_node(node: exp.Expr) -> SqlRefusedError:
+    if isinstance(node, exp.Func):
+        return _refuse("function_not_allowed", f"function {function_name(node)}() is not allowed; see the list of"
+                       " allowed functions in docs/api.md")
+    if isinstance(node, _STATEMENT_NODES):
+        return _refuse("statement_not_allowed",
+                       f"{node.key.upper()} is not allowed: only read-only SELECT / WITH queries are")
+    return _refuse("syntax_not_allowed", f"{node.key.upper()} is not allowed in queries")
+
+
+def _check_node(node: exp.Expr) -> None:
+    """The per-type rules of syntax nodes whose content the generators may print verbatim."""
+    if isinstance(node, exp.Identifier):
+        if not node.quoted and not _IDENTIFIER.fullmatch(node.name):
+            raise _refuse("syntax_not_allowed", f"identifier {node.name[:80]!r} must be double-quoted")
+    elif isinstance(node, exp.Var):
+        if not _WORD.fullmatch(node.name):
+            raise _refuse("syntax_not_allowed", f"{node.name[:80]!r} is not a unit or keyword; write a plain word")
+    elif isinstance(node, exp.Literal):
+        if node.is_string and _URL_LITERAL.match(node.name):
             raise _refuse("literal_not_allowed", "URLs and file paths are not allowed in queries; query catalog tables")
+    elif isinstance(node, exp.DataType):
+        if node.this not in _TYPES:
+            raise _refuse("syntax_not_allowed", f"type {node.sql(dialect=READ_DIALECT)[:80]} is not allowed")
+    elif isinstance(node, exp.Dot):
+        if not isinstance(node.expression, (exp.Identifier, exp.Star)):
+            raise _refuse("syntax_not_allowed", f"{node.expression.key.upper()} after '.' is not allowed")
+    elif isinstance(node, exp.Table) and not isinstance(node.this, exp.Identifier):
+        what = function_name(node.this) if isinstance(node.this, exp.Expr) else str(node.this)
+        raise _refuse("function_not_allowed", f"table function {what}() is not allowed; query the catalog's tables")
 
 
-def _cte_names(tree: exp.Query) -> set[str]:
-    return {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+def _check_nodes(tree: exp.Query) -> list[exp.Table]:
+    """Every node against the allow-lists; returns the tree's table nodes."""
+    tables: list[exp.Table] = []
+    for node in tree.walk(bfs=False):
+        kind = type(node)
+        if kind in FUNCTION_NODES:
+            continue
+        if not is_allowed_node(node):
+            raise _refused_node(node)
+        if kind is not exp.Anonymous:
+            _check_node(node)
+        if kind is exp.Table:
+            tables.append(node)  # type: ignore[arg-type]
+    return tables
+
+
+def _qualify(
+    table: exp.Table, default_database: str | None, allowed_databases: Set[str], known_tables: Mapping[str, Set[str]],
+) -> str:
+    """Check a catalog table reference and rewrite it as ``database.table``; returns its database."""
+    name, db, catalog = table.name.lower(), table.db.lower(), table.catalog.lower()
+    if catalog and catalog != ATHENA_CATALOG:
+        raise _refuse("catalog_not_allowed", f"catalog {catalog!r} is not queryable; use {ATHENA_CATALOG} or none")
+    if not db:
+        if default_database is None:
+            raise _refuse("database_required",
+                          f"table {name!r} has no database: write <database>.{name} or pass \"database\"")
+        db = default_database.lower()
+    if db not in allowed_databases:
+        raise _refuse("database_not_allowed",
+                      f"database {db!r} is not queryable; use one of {', '.join(sorted(allowed_databases))}")
+    if name not in known_tables.get(db, ()):
+        raise _refuse("table_not_found", f"table {db}.{name[:120]} is not in the catalog; see GET /v1/catalog")
+    table.set("catalog", None)
+    table.set("db", exp.to_identifier(db))
+    table.set("this", exp.to_identifier(name))
+    return db
+
+
+def _check_tables(
+    tree: exp.Query, tables: list[exp.Table], default_database: str | None, allowed_databases: Set[str],
+    known_tables: Mapping[str, Set[str]],
+) -> frozenset[str]:
+    """Resolve each table source in its scope: a CTE visible there, or a catalog table (qualified)."""
+    used: set[str] = set()
+    resolved: set[int] = set()
+    for scope in traverse_scope(tree):
+        visible_ctes = {name.lower() for name in scope.cte_sources}
+        for table in scope.tables:
+            resolved.add(id(table))
+            if not table.args.get("db") and not table.args.get("catalog") and table.name.lower() in visible_ctes:
+                continue
+            used.add(_qualify(table, default_database, allowed_databases, known_tables))
+    for table in tables:
+        if id(table) not in resolved:
+            raise _refuse("syntax_not_allowed", f"table {table.name[:120]!r} is not in a FROM or JOIN clause")
+    return frozenset(used)
 
 
 def _limit_of(tree: exp.Query) -> int | None:
@@ -112,48 +320,14 @@ def guard(
     if default_database is not None and default_database.lower() not in allowed_databases:
         raise _refuse("database_not_allowed", f"database {default_database!r} is not queryable; use one of"
                       f" {', '.join(sorted(allowed_databases))}")
+    tree = _parse(sql)
     try:
-        statements = [s for s in sqlglot.parse(sql, read=READ_DIALECT) if s is not None]
-    except (ParseError, TokenError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else "syntax error"
-        raise _refuse("invalid_sql", f"the SQL does not parse as Athena (Trino) SQL: {first[:300]}") from None
-    if len(statements) != 1:
-        raise _refuse("multiple_statements" if statements else "invalid_sql",
-                      "send exactly one SELECT (or WITH ... SELECT) statement, without ';'-separated statements")
-    tree = statements[0]
-    if not isinstance(tree, exp.Query):
-        raise _refuse("statement_not_allowed",
-                      f"only read-only SELECT / WITH queries are allowed, not {tree.key.upper()}")
-    forbidden = next(iter(tree.find_all(*_FORBIDDEN_NODES)), None) if _FORBIDDEN_NODES else None
-    if forbidden is not None:
-        raise _refuse("statement_not_allowed",
-                      f"{forbidden.key.upper()} is not allowed: only read-only SELECT / WITH queries are")
-    _check_functions(tree)
-
-    ctes = _cte_names(tree)
-    used: set[str] = set()
-    for table in tree.find_all(exp.Table):
-        if not isinstance(table.this, exp.Identifier):
-            raise _refuse("function_not_allowed", "table functions are not allowed; query the catalog's tables")
-        name, db, catalog = table.name.lower(), table.db.lower(), table.catalog.lower()
-        if not db and not catalog and name in ctes:
-            continue
-        if catalog and catalog != ATHENA_CATALOG:
-            raise _refuse("catalog_not_allowed", f"catalog {catalog!r} is not queryable; use {ATHENA_CATALOG} or none")
-        if not db:
-            if default_database is None:
-                raise _refuse("database_required",
-                              f"table {name!r} has no database: write <database>.{name} or pass \"database\"")
-            db = default_database.lower()
-        if db not in allowed_databases:
-            raise _refuse("database_not_allowed",
-                          f"database {db!r} is not queryable; use one of {', '.join(sorted(allowed_databases))}")
-        if name not in known_tables.get(db, ()):
-            raise _refuse("table_not_found", f"table {db}.{name} is not in the catalog; see GET /v1/catalog")
-        table.set("catalog", None)
-        table.set("db", exp.to_identifier(db))
-        table.set("this", exp.to_identifier(name))
-        used.add(db)
+        tables = _check_nodes(tree)
+        used = _check_tables(tree, tables, default_database, allowed_databases, known_tables)
+    except RecursionError:
+        raise _refuse("invalid_sql", "the statement nests too deeply; simplify it") from None
+    except OptimizeError as exc:
+        raise _refuse("invalid_sql", f"the statement's scopes do not resolve: {str(exc)[:200]}") from None
 
     existing = _limit_of(tree)
     limit = max_rows if existing is None else min(existing, max_rows)
@@ -161,4 +335,4 @@ def guard(
         if tree.args.get(arg) is not None:
             tree.set(arg, None)
     tree = tree.limit(limit, copy=False)
-    return GuardedQuery(tree, frozenset(used), limit)
+    return GuardedQuery(tree, used, limit)
