@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from dataforge import lake, schemas
 from dataforge.errors import SettingsError
+from spark.errors import JobError
 from dataforge.settings import LOCAL_ENV, Settings
 
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ def settings_from(args: Mapping[str, str]) -> Settings:
 def session(app_name: str, settings: Settings) -> SparkSession:
     """Glue's session on Glue; the Glue-like local session (S3A -> moto) elsewhere."""
     if _on_glue():
-        from awsglue.context import GlueContext
+        from awsglue.context import GlueContext  # type: ignore[import-not-found]
         from pyspark.context import SparkContext
 
         from dataforge.local.spark import JOB_SQL_CONF
@@ -128,6 +129,8 @@ class Lake:
 
 def _fs(spark: SparkSession, uri: str) -> tuple[Any, Any]:
     jvm = spark.sparkContext._jvm
+    if jvm is None:
+        raise JobError("the Spark session has no JVM gateway: it was stopped")
     path = jvm.org.apache.hadoop.fs.Path(uri)
     return path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), path
 
@@ -168,10 +171,10 @@ def read_table(spark: SparkSession, uri: str, table: schemas.Table, partition: d
 # --- Glue catalog -------------------------------------------------------------------------------
 
 
-def _client(settings: Settings, service: str) -> Any:
+def _glue(settings: Settings) -> Any:
     import boto3
 
-    return boto3.session.Session(region_name=settings.region).client(service, endpoint_url=settings.endpoint_url)
+    return boto3.session.Session(region_name=settings.region).client("glue", endpoint_url=settings.endpoint_url)
 
 
 def dynamodb_table(settings: Settings) -> Any:
@@ -188,7 +191,7 @@ def register_partitions(settings: Settings, zone: lake.Zone, table: schemas.Tabl
     wanted = sorted(set(event_dates))
     if not wanted:
         return 0
-    glue = _client(settings, "glue")
+    glue = _glue(settings)
     database = lake.zone_database(settings.glue_database_prefix, zone)
     descriptor = glue.get_table(DatabaseName=database, Name=table.name)["Table"]["StorageDescriptor"]
     created = 0
@@ -208,7 +211,7 @@ def register_partitions(settings: Settings, zone: lake.Zone, table: schemas.Tabl
 
 
 def drop_partition(settings: Settings, zone: lake.Zone, table: schemas.Table, event_date: date) -> None:
-    glue = _client(settings, "glue")
+    glue = _glue(settings)
     database = lake.zone_database(settings.glue_database_prefix, zone)
     with contextlib.suppress(glue.exceptions.EntityNotFoundException):
         glue.delete_partition(DatabaseName=database, TableName=table.name, PartitionValues=[event_date.isoformat()])
