@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from dataforge import lake, schemas
 from dataforge.errors import SettingsError
-from spark.errors import JobError
 from dataforge.settings import LOCAL_ENV, Settings
+from spark.errors import JobError
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
