@@ -14,6 +14,11 @@ One table of ``FieldSpec`` rows defines the event (ARCHITECTURE.md, "Data contra
   ``StructType``, Glue column definitions and Arrow/DuckDB types of the raw, silver and gold tables.
 
 Money is never float arithmetic: amounts are checked as text and become ``Decimal`` on demand.
+
+No input makes ``admit``, ``validate`` or ``diagnose`` raise: every record gets a verdict. JSON nested
+deeper than ``MAX_JSON_DEPTH`` and JSON that is not UTF-8 anywhere (an unknown field included) are
+``invalid_json``; a number beyond what the decoder can represent (``1e400``, an integer of thousands of
+digits) gets the reason of the field it sits in, like any other value of the wrong type.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
+from itertools import accumulate
 from typing import Annotated, Any, Final, Literal, cast
 
 import msgspec
@@ -43,6 +49,12 @@ AMOUNT_MAX_INTEGER_DIGITS: Final = 16  # DECIMAL(18,2)
 # A JSON *number* amount is read as a binary float; above this it may no longer carry its exact
 # cents, so such amounts must be sent as strings (the contract allows both forms).
 FLOAT_AMOUNT_LIMIT: Final = 1e13
+# The deepest nesting of arrays and objects a record may have (the event itself is depth 1). msgspec's
+# decoders recurse, and where they give up depends on how deep the caller's stack already is; so the
+# contract checks its own fixed limit first, far above any producer's need and far below the parser's.
+MAX_JSON_DEPTH: Final = 64
+# The longest exception text a ``validation_error`` rejection keeps in its detail.
+_MAX_ERROR_TEXT: Final = 2000
 
 EventType = Literal["payment", "refund"]
 Status = Literal["approved", "declined"]
@@ -88,6 +100,11 @@ class Reason(StrEnum):
     NO_FX_RATE = "no_fx_rate"
     # Raised by file landing for a whole file that cannot be read (see the ingestion ADR).
     MALFORMED_FILE = "malformed_file"
+    # Raised by the backstop of each per-record loop (MSK landing, file landing, Spark validation),
+    # not by the validator: judging this one record raised an exception (in the detail). The contract
+    # gives every input a verdict, so this should never appear; when it does, the record is kept in
+    # quarantine, its batch lands, and the exception is logged (docs/ingestion.md).
+    VALIDATION_ERROR = "validation_error"
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +114,14 @@ class Rejection:
     reason: Reason
     field: str | None
     detail: str
+
+
+def validation_error(exc: Exception) -> Rejection:
+    """What a per-record backstop quarantines a record with when judging it raised ``exc``."""
+    text = f"{type(exc).__name__}: {exc}"
+    if len(text) > _MAX_ERROR_TEXT:
+        text = text[:_MAX_ERROR_TEXT] + "..."
+    return Rejection(Reason.VALIDATION_ERROR, None, f"the validator failed on this record: {text}")
 
 
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_LENGTH)]
@@ -170,8 +195,10 @@ def _classify_amount(amount: str | int | float) -> Reason:
         return Reason.INVALID_AMOUNT
     if value <= 0:
         return Reason.NON_POSITIVE_AMOUNT
-    exponent = value.as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -2 and value != value.quantize(Decimal("0.01")):
+    # A non-zero digit after the second fraction digit. (Read from the digits: ``quantize`` would
+    # overflow the decimal context's 28 digits for a long amount.)
+    _, digits, exponent = value.as_tuple()
+    if isinstance(exponent, int) and exponent < -2 and any(digits[exponent + 2:]):
         return Reason.AMOUNT_PRECISION
     return Reason.INVALID_AMOUNT
 
@@ -349,6 +376,86 @@ _PROBED_ALWAYS: Final = frozenset({"event_time"})
 # (``match`` with a leading ``.*``: one backtrack from the end, not a ``search`` from every position.)
 _ERROR_FIELD: Final = re.compile(r".*- at `\$\.(\w+)`$|Object missing required field `(\w+)`", re.DOTALL)
 
+
+# --- JSON the decoders cannot take as it is ------------------------------------------------------
+
+# A JSON string, or an unterminated one up to the end: the brackets in it do not nest. (No two
+# branches start alike, so the match never backtracks: linear in the input.)
+_JSON_STRING: Final = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
+_NOT_BRACKETS: Final = bytes(b for b in range(256) if b not in b"[]{}")
+_DEPTH_STEP: Final = tuple(1 if b in b"[{" else -1 for b in range(256))  # (looked up for brackets only)
+
+
+def _nesting_depth(raw: bytes) -> int:
+    """The deepest nesting of arrays and objects in ``raw`` (exact for valid JSON; C loops only)."""
+    brackets = _JSON_STRING.sub(b"", raw).translate(None, _NOT_BRACKETS)
+    return max(accumulate(map(_DEPTH_STEP.__getitem__, brackets)), default=0)
+
+
+def _too_deep(raw: bytes | str) -> Rejection | None:
+    """``invalid_json`` for a record nested deeper than ``MAX_JSON_DEPTH``, checked before any decode.
+    A flat record (every real event: no ``[``, no ``{`` but the first) costs two ``memchr`` scans."""
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8", "surrogatepass")
+    if raw.find(b"[") < 0 and raw.find(b"{", 1) < 0:
+        return None
+    if raw.count(b"[") + raw.count(b"{") <= MAX_JSON_DEPTH:
+        return None
+    if _nesting_depth(raw) <= MAX_JSON_DEPTH:
+        return None
+    return Rejection(Reason.INVALID_JSON, None,
+                     f"JSON nested deeper than {MAX_JSON_DEPTH} levels (the contract's limit)")
+
+
+@dataclass(frozen=True, slots=True)
+class _Unreadable:
+    """Stands in, in ``diagnose``'s object, for a value the JSON grammar allows but the decoder cannot
+    represent (a number beyond the float range such as ``1e400``, an integer of more than 4,300
+    digits), so that the field holding it gets that field's reason, as any value of a wrong type does."""
+
+    text: bytes
+    error: str
+
+    def __repr__(self) -> str:
+        shown = self.text if len(self.text) <= 40 else self.text[:20] + b"..." + self.text[-10:]
+        return f"{shown.decode(errors='replace')} ({self.error})"
+
+
+_decode_members: Final = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
+
+
+def _decode_member_by_member(raw: bytes | str) -> dict[str, Any] | Rejection:
+    """The object of a record whose untyped decode failed on a value out of the decoder's range: each
+    member decoded on its own, the unreadable ones kept as ``_Unreadable``."""
+    try:
+        members = _decode_members(raw)
+    except msgspec.ValidationError as exc:
+        return Rejection(Reason.NOT_AN_OBJECT, None, f"expected a JSON object: {exc}")
+    except msgspec.DecodeError as exc:
+        return Rejection(Reason.INVALID_JSON, None, f"not valid JSON: {exc}")
+    if not isinstance(raw, str) and not raw.isascii():  # (a skipped member's strings are not checked)
+        try:
+            raw.decode()
+        except UnicodeDecodeError as exc:
+            return Rejection(Reason.INVALID_JSON, None, f"not valid UTF-8: {exc}")
+    obj: dict[str, Any] = {}
+    for name, member in members.items():
+        try:
+            obj[name] = msgspec.json.decode(member)
+        except msgspec.ValidationError as exc:
+            obj[name] = _Unreadable(bytes(member), str(exc))
+        except msgspec.DecodeError as exc:  # (defensive: the member decode checked its syntax)
+            return Rejection(Reason.INVALID_JSON, None, f"not valid JSON: {exc}")
+    return obj
+
+
+def _newer_version(version: Any) -> bool:
+    """Whether a ``schema_version`` value is an integer above the supported one."""
+    if isinstance(version, _Unreadable):
+        return version.text.isdigit()  # a positive integer too long to decode
+    return isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -413,8 +520,19 @@ class Validator:
             horizon = self.horizon()
         try:
             event = self._decoder.decode(raw)
-        except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # (msgspec: bad UTF-8 in a string)
-            return self.diagnose(raw, horizon) or Rejection(Reason.INVALID_JSON, None, f"not a schema-v1 event: {exc}")
+        except (msgspec.DecodeError, UnicodeError, RecursionError):  # (UnicodeError: bad UTF-8 in a
+            return self._judge(raw, horizon)                          # string, a str with a lone surrogate)
+        if isinstance(raw, str) or 91 in raw or raw.rfind(123) > 0 or not raw.isascii():
+            # A nested member ("[", a second "{") or a non-ASCII byte: the typed decode skips unknown
+            # members unchecked, so their depth and UTF-8 are checked here (a flat ASCII record skips it).
+            too_deep = _too_deep(raw)
+            if too_deep is not None:
+                return too_deep
+            if not isinstance(raw, str) and not raw.isascii():
+                try:
+                    raw.decode()
+                except UnicodeDecodeError:
+                    return self._judge(raw, horizon)
         amount = event.amount
         if (
             event.event_time <= horizon
@@ -479,34 +597,47 @@ class Validator:
     def diagnose(self, raw: bytes | str, horizon: datetime | None = None) -> Rejection | None:
         """The slow path: name the first rule (in contract order) a record breaks; ``None`` if none.
 
-        ``validate`` calls this only for records that failed the typed decode (with its horizon);
-        tests call it to check that both paths agree. One untyped decode, then one C-level
-        conversion to the open ``TransactionEvent`` (every type rule at once). If that passes, the
-        rules a type cannot express decide (``_explain``). If it fails, msgspec names the field it
-        stopped at; it checked the object's fields in their order, so every field before that one
-        is well typed, and only the fields after it that come earlier in the contract still need a
-        type check (``_walk``).
+        ``validate`` takes this path (``_judge``) only for records that failed the typed decode (with
+        its horizon); tests call it to check that both paths agree. One untyped decode, then one
+        C-level conversion to the open ``TransactionEvent`` (every type rule at once). If that passes,
+        the rules a type cannot express decide (``_explain``). If it fails, msgspec names the field it
+        stopped at; it checked the object's fields in their order, so every field before that one is
+        well typed, and only the fields after it that come earlier in the contract still need a type
+        check (``_walk``).
         """
+        result = self._judge(raw, self.horizon() if horizon is None else horizon)
+        return result if isinstance(result, Rejection) else None
+
+    def _judge(self, raw: bytes | str, horizon: datetime) -> TransactionEvent | Rejection:
+        """``diagnose``'s verdict, with the (open) event of a valid record. A record the typed decode
+        refused is valid here only if it repeats a field whose first value is wrongly typed: like the
+        typed decode, this reading keeps the last value of a repeated member."""
+        too_deep = _too_deep(raw)
+        if too_deep is not None:
+            return too_deep
         try:
             obj = msgspec.json.decode(raw)
+        except msgspec.ValidationError:  # a value beyond the decoder's range (1e400): member by member
+            obj = _decode_member_by_member(raw)
+            if isinstance(obj, Rejection):
+                return obj
         except msgspec.DecodeError as exc:
             return Rejection(Reason.INVALID_JSON, None, f"not valid JSON: {exc}")
-        except UnicodeDecodeError as exc:
+        except UnicodeError as exc:
             return Rejection(Reason.INVALID_JSON, None, f"not valid UTF-8: {exc}")
+        except RecursionError:  # (only when the caller's own stack is nearly exhausted)
+            return Rejection(Reason.INVALID_JSON, None, "JSON nested deeper than the decoder can go here")
         if not isinstance(obj, dict):
             return Rejection(Reason.NOT_AN_OBJECT, None, f"expected a JSON object, got {type(obj).__name__}")
         version = obj.get("schema_version")
-        if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
+        if _newer_version(version):
             return Rejection(Reason.UNSUPPORTED_SCHEMA_VERSION, "schema_version",
-                             f"schema_version {version} is newer than the supported {SCHEMA_VERSION}")
-        if horizon is None:
-            horizon = self.horizon()
+                             f"schema_version {version!r} is newer than the supported {SCHEMA_VERSION}")
         try:
             event = msgspec.convert(obj, TransactionEvent)
         except msgspec.ValidationError as exc:
             return self._walk(obj, horizon, exc)
-        result = self._explain(event, horizon)
-        return result if isinstance(result, Rejection) else None
+        return self._explain(event, horizon)
 
     def _walk(self, obj: dict[str, Any], horizon: datetime, error: msgspec.ValidationError) -> Rejection:
         """Field by field in contract order, for an object whose conversion failed with ``error``."""
@@ -518,6 +649,9 @@ class Validator:
         typed = set(keys[: keys.index(failed)] if failed in obj else keys) if failed else set()
         for spec, probe, rule in _PROBES:
             name = spec.name
+            unreadable = obj.get(name)
+            if isinstance(unreadable, _Unreadable):
+                return Rejection(spec.invalid, name, f"{name}={unreadable!r}")
             if name == failed:
                 return Rejection(Reason.MISSING_FIELD if name not in obj else spec.invalid, name, message)
             if name not in obj:

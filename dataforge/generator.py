@@ -51,9 +51,10 @@ from dataforge.reference import FxTable, Merchant, default_fx, default_merchants
 
 log = logging.getLogger(__name__)
 
-#: Every reason the record validator can give (the others come from enrichment and file landing).
+#: Every reason the record validator can give (the others come from enrichment, file landing and the
+#: per-record backstops).
 RECORD_REASONS: Final[tuple[Reason, ...]] = tuple(
-    r for r in Reason if r not in (Reason.NO_FX_RATE, Reason.MALFORMED_FILE)
+    r for r in Reason if r not in (Reason.NO_FX_RATE, Reason.MALFORMED_FILE, Reason.VALIDATION_ERROR)
 )
 DEFAULT_WINDOW: Final = timedelta(hours=24)
 DEFAULT_END_LAG: Final = timedelta(minutes=10)

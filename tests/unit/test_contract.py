@@ -18,6 +18,7 @@ from dataforge.contract import (
     FIELD_NAMES,
     FIELDS,
     MAX_FUTURE_SKEW,
+    MAX_JSON_DEPTH,
     SCHEMA_VERSION,
     Reason,
     Rejection,
@@ -27,7 +28,9 @@ from dataforge.contract import (
     check_currency,
     check_decline_reason,
     check_schema_version,
+    epoch_us,
     json_schema,
+    validation_error,
 )
 from dataforge.iso import COUNTRY_CODES
 
@@ -305,3 +308,130 @@ def test_the_first_broken_rule_is_named_whatever_the_key_order(
         assert isinstance(result, Rejection)
         assert (result.reason, result.field) == expected, result.detail
 
+
+
+# --- no input makes the contract raise (issue 14) --------------------------------------------------
+
+
+def _deep(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+def _with_raw(name: str, value: bytes) -> bytes:
+    """The base event with member ``name`` set to the JSON text ``value`` (added if unknown)."""
+    members = [(json.dumps(k).encode(), json.dumps(v).encode()) for k, v in BASE.items() if k != name]
+    members.append((json.dumps(name).encode(), value))
+    return b"{" + b",".join(k + b":" + v for k, v in members) + b"}"
+
+
+@pytest.fixture(scope="module", params=[True, False], ids=["native", "python"])
+def either(request: pytest.FixtureRequest) -> Validator:
+    return Validator(CURRENCIES, clock=lambda: NOW, native=request.param)
+
+
+def _all_verdicts(validator: Validator, raw: bytes) -> set[tuple[Reason, str | None] | None]:
+    """(reason, field) from admit, validate and diagnose (None: accepted); one element when they agree."""
+    horizon = validator.horizon()
+    admitted = validator.admit(raw, epoch_us(horizon))
+    validated = validator.validate(raw, horizon)
+    diagnosed = validator.diagnose(raw, horizon)
+    return {
+        None if not isinstance(result, Rejection) else (result.reason, result.field)
+        for result in (admitted, validated, diagnosed)
+    }
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        pytest.param(_with_raw("extra", _deep(1000)), (Reason.INVALID_JSON, None), id="deep_in_an_unknown_member"),
+        pytest.param(_deep(1000), (Reason.INVALID_JSON, None), id="deep_array"),
+        pytest.param(b'{"a":' * 1000 + b"1" + b"}" * 1000, (Reason.INVALID_JSON, None), id="deep_object"),
+        pytest.param(_with_raw("amount", _deep(1000)), (Reason.INVALID_JSON, None), id="deep_amount"),
+        pytest.param(_with_raw("extra", _deep(MAX_JSON_DEPTH)), (Reason.INVALID_JSON, None), id="one_past_the_limit"),
+        pytest.param(_with_raw("extra", _deep(MAX_JSON_DEPTH - 1)), None, id="at_the_limit"),
+        pytest.param(_with_raw("extra", b'"' + b"[" * 1000 + b'"'), None, id="brackets_in_a_string"),
+    ],
+)
+def test_nesting_is_judged_against_one_fixed_limit(either: Validator, raw: bytes,
+                                                   expected: tuple[Reason, str | None] | None) -> None:
+    assert _all_verdicts(either, raw) == {expected}
+    if expected is not None:
+        rejection = either.validate(raw)
+        assert isinstance(rejection, Rejection)
+        assert f"nested deeper than {MAX_JSON_DEPTH} levels" in rejection.detail
+
+
+@pytest.mark.parametrize(
+    ("amount", "reason"),
+    [
+        pytest.param("1" * 27 + ".123", Reason.AMOUNT_PRECISION, id="27_digits_3_decimals"),
+        pytest.param("9" * 60 + "." + "9" * 60, Reason.AMOUNT_PRECISION, id="60_digits_60_decimals"),
+        pytest.param("1" * 27 + ".100", Reason.INVALID_AMOUNT, id="27_digits_trailing_zero"),
+        pytest.param("1" * 27, Reason.INVALID_AMOUNT, id="27_digits"),
+    ],
+)
+def test_a_long_text_amount_gets_its_reason(either: Validator, amount: str, reason: Reason) -> None:
+    assert check_amount(amount) is reason
+    assert _all_verdicts(either, encode(with_(amount=amount))) == {(reason, "amount")}
+
+
+@pytest.mark.parametrize(
+    ("name", "number", "reason"),
+    [
+        pytest.param("amount", b"1e400", Reason.INVALID_AMOUNT, id="amount_1e400"),
+        pytest.param("amount", b"-1e999", Reason.INVALID_AMOUNT, id="amount_-1e999"),
+        pytest.param("amount", b"9" * 400, Reason.INVALID_AMOUNT, id="amount_400_digits"),
+        pytest.param("amount", b"9" * 5000, Reason.INVALID_AMOUNT, id="amount_5000_digits"),
+        pytest.param("schema_version", b"1e400", Reason.INVALID_SCHEMA_VERSION, id="version_1e400"),
+        pytest.param("schema_version", b"9" * 5000, Reason.UNSUPPORTED_SCHEMA_VERSION, id="version_5000_digits"),
+        pytest.param("schema_version", b"-" + b"9" * 5000, Reason.INVALID_SCHEMA_VERSION, id="version_-5000_digits"),
+        pytest.param("risk_score", b"1e400", Reason.INVALID_RISK_SCORE, id="risk_1e400"),
+        pytest.param("risk_score", b"-1e400", Reason.INVALID_RISK_SCORE, id="risk_-1e400"),
+        pytest.param("risk_score", b"9" * 5000, Reason.INVALID_RISK_SCORE, id="risk_5000_digits"),
+        pytest.param("event_time", b"1e400", Reason.INVALID_EVENT_TIME, id="time_1e400"),
+        pytest.param("decline_reason", b"[1e400]", Reason.INVALID_DECLINE_REASON, id="nested_in_a_member"),
+    ],
+)
+def test_a_number_beyond_the_decoder_gets_its_field_reason(either: Validator, name: str, number: bytes,
+                                                           reason: Reason) -> None:
+    assert _all_verdicts(either, _with_raw(name, number)) == {(reason, name)}
+
+
+@pytest.mark.parametrize("number", [b"1e400", b"-1e999", b"9" * 5000, b"[1e400, {\"x\": -1e999}]"])
+def test_a_number_beyond_the_decoder_in_an_unknown_member_is_allowed(either: Validator, number: bytes) -> None:
+    assert _all_verdicts(either, _with_raw("extra", number)) == {None}
+    assert _all_verdicts(either, b"[" + number + b"]") == {(Reason.NOT_AN_OBJECT, None)}
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(_with_raw("extra", b'"w\xffb"'), id="bad_byte_in_an_unknown_member"),
+        pytest.param(_with_raw("extra", b'["\xed\xa0\x80"]'), id="encoded_surrogate_in_an_unknown_member"),
+        pytest.param(_with_raw("extra", b'1e400, "more": "\xff"'), id="after_a_number_beyond_the_decoder"),
+    ],
+)
+def test_bytes_that_are_not_utf8_anywhere_are_invalid_json(either: Validator, raw: bytes) -> None:
+    assert _all_verdicts(either, raw) == {(Reason.INVALID_JSON, None)}
+
+
+def test_text_with_a_lone_surrogate_is_invalid_json(validator: Validator) -> None:
+    text = encode(BASE).decode().replace("web", "w\udcffb")
+    for result in (validator.validate(text), validator.diagnose(text)):
+        assert isinstance(result, Rejection)
+        assert (result.reason, result.field) == (Reason.INVALID_JSON, None)
+
+
+def test_a_repeated_member_counts_with_its_last_value_on_every_path(either: Validator) -> None:
+    first_wrong = b'{"amount": [1],' + encode(BASE)[1:]
+    assert _all_verdicts(either, first_wrong) == {None}
+    last_wrong = encode(BASE)[:-1] + b', "amount": [1]}'
+    assert _all_verdicts(either, last_wrong) == {(Reason.INVALID_AMOUNT, "amount")}
+
+
+def test_validation_error_is_the_backstop_reason_with_the_exception_text() -> None:
+    rejection = validation_error(RecursionError("maximum recursion depth exceeded"))
+    assert (rejection.reason, rejection.field) == (Reason.VALIDATION_ERROR, None)
+    assert "RecursionError: maximum recursion depth exceeded" in rejection.detail
+    assert len(validation_error(ValueError("x" * 100_000)).detail) < 3000

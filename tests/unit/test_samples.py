@@ -23,7 +23,7 @@ from dataforge.reference import FxTable, Merchant, load_fx, load_merchants
 DATA = project_root() / "data"
 SAMPLES = DATA / "samples"
 REFERENCE = DATA / "reference"
-RECORD_REASONS = set(Reason) - {Reason.NO_FX_RATE, Reason.MALFORMED_FILE}
+RECORD_REASONS = set(Reason) - {Reason.NO_FX_RATE, Reason.MALFORMED_FILE, Reason.VALIDATION_ERROR}
 LATE_CURRENCY, LATE_START = "HUF", date(2026, 6, 1)
 FX_FIRST, FX_LAST = date(2025, 1, 1), date(2026, 12, 31)
 
