@@ -421,23 +421,29 @@ class _Unreadable:
         return f"{shown.decode(errors='replace')} ({self.error})"
 
 
+_check_syntax: Final = msgspec.json.Decoder(msgspec.Raw).decode  # (skips values: converts no number)
 _decode_members: Final = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
 
 
 def _decode_member_by_member(raw: bytes | str) -> dict[str, Any] | Rejection:
     """The object of a record whose untyped decode failed on a value out of the decoder's range: each
-    member decoded on its own, the unreadable ones kept as ``_Unreadable``."""
+    member decoded on its own, the unreadable ones kept as ``_Unreadable``. (The failed decode stopped
+    at that value, so the syntax and UTF-8 of the rest are checked here first.)"""
     try:
-        members = _decode_members(raw)
-    except msgspec.ValidationError as exc:
-        return Rejection(Reason.NOT_AN_OBJECT, None, f"expected a JSON object: {exc}")
+        _check_syntax(raw)
     except msgspec.DecodeError as exc:
         return Rejection(Reason.INVALID_JSON, None, f"not valid JSON: {exc}")
-    if not isinstance(raw, str) and not raw.isascii():  # (a skipped member's strings are not checked)
+    if not isinstance(raw, str) and not raw.isascii():  # (skipped strings are not checked)
         try:
             raw.decode()
         except UnicodeDecodeError as exc:
             return Rejection(Reason.INVALID_JSON, None, f"not valid UTF-8: {exc}")
+    try:
+        members = _decode_members(raw)
+    except msgspec.ValidationError as exc:
+        return Rejection(Reason.NOT_AN_OBJECT, None, f"expected a JSON object: {exc}")
+    except msgspec.DecodeError as exc:  # (defensive: the syntax was checked)
+        return Rejection(Reason.INVALID_JSON, None, f"not valid JSON: {exc}")
     obj: dict[str, Any] = {}
     for name, member in members.items():
         try:

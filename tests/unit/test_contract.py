@@ -416,6 +416,11 @@ def test_bytes_that_are_not_utf8_anywhere_are_invalid_json(either: Validator, ra
     assert _all_verdicts(either, raw) == {(Reason.INVALID_JSON, None)}
 
 
+@pytest.mark.parametrize("raw", [b"-1e999 x", b'[1e400] "a"', _with_raw("extra", b"1e400") + b",", b"1e400\xff"])
+def test_a_number_beyond_the_decoder_does_not_hide_a_syntax_error_after_it(either: Validator, raw: bytes) -> None:
+    assert _all_verdicts(either, raw) == {(Reason.INVALID_JSON, None)}
+
+
 def test_text_with_a_lone_surrogate_is_invalid_json(validator: Validator) -> None:
     text = encode(BASE).decode().replace("web", "w\udcffb")
     for result in (validator.validate(text), validator.diagnose(text)):

@@ -2,8 +2,8 @@
 
 For any input: ``Validator.admit``, ``validate`` and ``diagnose`` return (never raise), with the
 compiled fast path on and off, and they agree: the same accept/reject decision, the same reason and
-field, the same event id and time for an accepted record. A record given as text gets the answer its
-UTF-8 bytes get (a lone surrogate standing for a byte that is not UTF-8).
+field, the same event id and time for an accepted record; a record given as text gets the answer its
+UTF-8 bytes get (``tests.fixtures.contract_agreement``, which the fuzz target uses too).
 
 Inputs: arbitrary bytes; arbitrary JSON text built byte by byte (deep nesting, numbers beyond the
 float and integer ranges, tiny numbers, escaped and raw lone surrogates, bytes that are not UTF-8,
@@ -19,19 +19,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dataforge.contract import (
-    FIELD_NAMES,
-    MAX_FUTURE_SKEW,
-    MAX_JSON_DEPTH,
-    Rejection,
-    TransactionEvent,
-    Validator,
-    epoch_us,
-)
+from dataforge.contract import FIELD_NAMES, MAX_FUTURE_SKEW, MAX_JSON_DEPTH, TransactionEvent, Validator
+from tests.fixtures.contract_agreement import assert_one_verdict
 from tests.unit.test_contract import BASE, CURRENCIES, NOW
 
 HORIZON = NOW + MAX_FUTURE_SKEW
-HORIZON_US = epoch_us(HORIZON)
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -42,37 +34,8 @@ def validators() -> tuple[Validator, Validator]:
     return native, Validator(CURRENCIES, clock=lambda: NOW, native=False)
 
 
-def _verdict(result: TransactionEvent | Rejection | None) -> tuple[str, str | None] | None:
-    """A verdict to compare: (reason, field) of a rejection, None for an accepted record."""
-    if isinstance(result, Rejection):
-        return result.reason.value, result.field
-    return None
-
-
 def check(validators: tuple[Validator, Validator], raw: bytes) -> None:
-    """Every entry point, fast path on and off, gives ``raw`` one verdict."""
-    verdicts = set()
-    admitted = set()
-    for validator in validators:
-        validated = validator.validate(raw, HORIZON)
-        diagnosed = validator.diagnose(raw, HORIZON)
-        assert diagnosed is None or isinstance(diagnosed, Rejection)
-        assert isinstance(validated, TransactionEvent | Rejection)
-        assert _verdict(validated) == _verdict(diagnosed), (validated, diagnosed)
-        result = validator.admit(raw, HORIZON_US)
-        if isinstance(result, Rejection):
-            assert _verdict(result) == _verdict(validated), (result, validated)
-        else:
-            assert isinstance(validated, TransactionEvent), (result, validated)
-            assert result == (validated.canonical_event_id.encode(), epoch_us(validated.event_time))
-            admitted.add(result)
-        verdicts.add(_verdict(validated))
-        # The same record as text: its UTF-8 bytes' verdict (a byte that is not UTF-8 is a surrogate).
-        text = raw.decode("utf-8", "surrogateescape")
-        assert _verdict(validator.validate(text, HORIZON)) == _verdict(validated)
-        assert _verdict(validator.diagnose(text, HORIZON)) == _verdict(validated)
-    assert len(verdicts) == 1, verdicts
-    assert len(admitted) <= 1, admitted
+    assert_one_verdict(validators, raw, HORIZON)
 
 
 # --- JSON text, byte by byte -----------------------------------------------------------------------
