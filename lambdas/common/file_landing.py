@@ -7,6 +7,9 @@ object and the version (or ETag) that was read. A malformed file (wrong CSV head
 UTF-8, truncated or corrupt gzip, a line over ``MAX_LINE_BYTES``) publishes no bronze at all: one
 quarantine line with reason ``malformed_file`` stands for the whole file, which stays in landing.
 
+Judging a record never fails the file: should it raise (the contract gives every input a verdict, so it
+should not), that record is quarantined as ``validation_error`` with the exception text and logged.
+
 Blank lines are not records. CSV rows become JSON objects keyed by the header (see ADR 0003): values
 are text, except ``schema_version`` (an integer literal becomes a number), ``risk_score`` (a number
 literal becomes a number) and empty ``decline_reason``/``risk_score`` (null).
@@ -17,6 +20,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import logging
 import re
 import zlib
 from collections.abc import Iterator
@@ -33,12 +37,23 @@ from dataforge.bronze import (
     quarantine_line,
     rfc3339,
 )
-from dataforge.contract import FIELDS, MAX_FUTURE_SKEW, Reason, Rejection, Validator, epoch_us
+from dataforge.contract import (
+    FIELDS,
+    MAX_FUTURE_SKEW,
+    Admitted,
+    Reason,
+    Rejection,
+    Validator,
+    epoch_us,
+    validation_error,
+)
 from dataforge.lake import LANDING_STREAM_PREFIX, FilePosition, Source, Zone, bronze_key
 from lambdas.common.config import LandingConfig
 from lambdas.common.counters import IngestCounters
 from lambdas.common.errors import MalformedFileError
 from lambdas.common.storage import ObjectStore, StoredObject
+
+logger = logging.getLogger(__name__)
 
 MAX_LINE_BYTES: Final = 1024 * 1024
 SAMPLE_BYTES: Final = 2048
@@ -122,7 +137,12 @@ class _Staging:
 
     def add(self, raw: bytes, line_no: int) -> None:
         self.records += 1
-        result = self.validator.admit(raw, self.horizon_us)
+        try:
+            result: Admitted | Rejection = self.validator.admit(raw, self.horizon_us)
+        except Exception as exc:  # the per-record backstop: one record never fails its file
+            logger.exception("judging a record raised; it is quarantined as validation_error",
+                             extra={"position": f"{self.prefix}{line_no}"})
+            result = validation_error(exc)
         if isinstance(result, Rejection):
             self.quarantine.write(quarantine_line(result, raw, Source.FILE, f"{self.prefix}{line_no}", self.ingested))
         else:

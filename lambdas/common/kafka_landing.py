@@ -4,12 +4,15 @@ One bronze object and one quarantine object per topic-partition offset range
 (``dataforge.lake.bronze_key``), written whole; an empty one is not written. Everything in them is
 derived from the input (offsets, Kafka timestamps), and the future-time rule is judged against the
 record's own Kafka timestamp, so a retried batch rewrites byte-identical objects under the same keys.
-A bad record never raises; a storage failure does (``StorageError``), failing the whole batch.
+A bad record never raises; a storage failure does (``StorageError``), failing the whole batch. Should
+judging one record raise anyway (the contract gives every input a verdict, so it should not), that
+record is quarantined as ``validation_error`` with the exception text and logged, and the batch lands.
 """
 
 from __future__ import annotations
 
 import binascii
+import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,11 +22,13 @@ from typing import Any, Final
 import msgspec
 
 from dataforge.bronze import BronzeLines, gzip_bytes, kafka_position, quarantine_line, rfc3339
-from dataforge.contract import MAX_FUTURE_SKEW, Rejection, Validator, from_epoch_us
+from dataforge.contract import MAX_FUTURE_SKEW, Admitted, Rejection, Validator, from_epoch_us, validation_error
 from dataforge.lake import KafkaBatchPosition, Source, Zone, bronze_key, raw_archive_key
 from lambdas.common.config import LandingConfig
 from lambdas.common.counters import IngestCounters
 from lambdas.common.storage import ObjectStore
+
+logger = logging.getLogger(__name__)
 
 _b64decode = binascii.a2b_base64  # the C function (base64.b64decode adds a Python layer)
 _NO_TIME: Final = -(2**63)
@@ -85,7 +90,12 @@ def land_partition(topic: str, partition: int, records: Sequence[Mapping[str, An
             last_ms = ms
         value = record.get("value")
         raw = _b64decode(value) if value else b""
-        result = admit(raw, horizon_us)
+        try:
+            result: Admitted | Rejection = admit(raw, horizon_us)
+        except Exception as exc:  # the per-record backstop: one record never fails its batch
+            logger.exception("judging a record raised; it is quarantined as validation_error",
+                             extra={"position": kafka_position(topic, partition, record["offset"])})
+            result = validation_error(exc)
         if isinstance(result, Rejection):
             rejected.append(quarantine_line(result, raw, Source.KAFKA,
                                             kafka_position(topic, partition, record["offset"]),

@@ -4,23 +4,30 @@ Spark never re-implements the contract: :func:`validate_events` runs ``Validator
 value inside ``mapInPandas`` and returns the typed event columns plus ``reason`` / ``reject_field`` /
 ``detail`` (all null for a valid record). :func:`validate_bronze` does the same for bronze lines
 (``{"event": {...}, "ingest": {...}}``), reading the event's original bytes untouched (``msgspec.Raw``).
+
+Judging one record never fails the batch: should it raise (the contract gives every input a verdict,
+so it should not), that record gets reason ``validation_error`` with the exception text, and the
+executor logs it.
 """
 
 from __future__ import annotations
 
 import base64
+import logging
 from collections.abc import Callable, Collection, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from dataforge.contract import Reason, Rejection, Validator, epoch_us
+from dataforge.contract import Reason, Rejection, TransactionEvent, Validator, epoch_us, validation_error
 
 if TYPE_CHECKING:
     import pandas as pd
     from pyspark.sql import DataFrame
     from pyspark.sql.types import StructType
+
+logger = logging.getLogger(__name__)
 
 # Columns the validator adds (helper columns ending in _us/_text are converted, then dropped).
 _ADDED: tuple[tuple[str, str], ...] = (
@@ -63,6 +70,27 @@ class _BronzeLine(msgspec.Struct):
     ingest: _Ingest
 
 
+# How ``dataforge.bronze`` joins a bronze line: ``{"event":<the event bytes>,"ingest":{...}}``.
+_EVENT_OPEN = b'{"event":'
+_INGEST_OPEN = b',"ingest":'
+_decode_ingest = msgspec.json.Decoder(_Ingest).decode
+
+
+def _read_line(decode_line: Callable[[bytes | str], _BronzeLine], raw: bytes | str) -> tuple[bytes, _Ingest]:
+    """The event bytes and ingest metadata of one bronze line. An event nested too deep for the
+    decoder's stack (it recurses even to skip a value) is cut out where the encoder joined it, so that
+    the contract judges it (``invalid_json``) and its position is kept."""
+    try:
+        line = decode_line(raw)
+    except RecursionError:
+        data = (raw.encode() if isinstance(raw, str) else raw).rstrip()
+        cut = data.rfind(_INGEST_OPEN)
+        if not data.startswith(_EVENT_OPEN) or cut < 0:
+            raise
+        return data[len(_EVENT_OPEN):cut], _decode_ingest(data[cut + len(_INGEST_OPEN):-1])
+    return bytes(line.event), line.ingest
+
+
 def raw_text(raw: bytes | str) -> str:
     """A raw record as text for quarantine: UTF-8 when it decodes, else base64 (QUARANTINE.raw)."""
     if isinstance(raw, str):
@@ -73,7 +101,7 @@ def raw_text(raw: bytes | str) -> str:
         return base64.b64encode(raw).decode("ascii")
 
 
-def _row(result: Any) -> list[Any]:
+def _row(result: TransactionEvent | Rejection) -> list[Any]:
     """The added columns for one validation result."""
     if isinstance(result, Rejection):
         return [None] * 15 + [result.reason.value, result.field, result.detail]
@@ -85,6 +113,17 @@ def _row(result: Any) -> list[Any]:
     ]
 
 
+def _judge(validator: Validator, raw: bytes | str, horizon: datetime, position: str) -> list[Any]:
+    """The added columns for one record; the per-record backstop: if judging it raises, the record is
+    rejected with ``validation_error`` (and logged) instead of failing the batch."""
+    try:
+        return _row(validator.validate(raw, horizon))
+    except Exception as exc:
+        logger.exception("judging a record raised; it is rejected as validation_error",
+                         extra={"position": position})
+        return _row(validation_error(exc))
+
+
 def _validate_frame(pdf: pd.DataFrame, validator: Validator, bronze: bool) -> pd.DataFrame:
     import pandas as pd
 
@@ -92,27 +131,29 @@ def _validate_frame(pdf: pd.DataFrame, validator: Validator, bronze: bool) -> pd
     rows: list[list[Any]] = []
     raws: list[str] = []
     extra: dict[str, list[Any]] = {"source": [], "position": [], "ingested_at_us": []} if bronze else {}
-    line_decoder = msgspec.json.Decoder(_BronzeLine)
-    for value in pdf["raw"].tolist():
+    decode_line = msgspec.json.Decoder(_BronzeLine).decode
+    positions = pdf["position"].tolist() if not bronze and "position" in pdf.columns else None
+    for index, value in enumerate(pdf["raw"].tolist()):
         raw: bytes | str = value if isinstance(value, str | bytes) else bytes(value)
         if bronze:
             try:
-                line = line_decoder.decode(raw)
-            except msgspec.DecodeError as exc:
+                event_bytes, ingest = _read_line(decode_line, raw)
+                ingested_at_us = epoch_us(datetime.fromisoformat(ingest.ingested_at))
+            except (msgspec.DecodeError, RecursionError, ValueError) as exc:  # (ValueError: the ingest time)
                 rows.append([None] * 15 + [Reason.INVALID_JSON.value, None, f"not a bronze line: {exc}"])
                 raws.append(raw_text(raw))
                 extra["source"].append("file")
                 extra["position"].append("")
                 extra["ingested_at_us"].append(0)
                 continue
-            event_bytes = bytes(line.event)
-            extra["source"].append(line.ingest.source)
-            extra["position"].append(line.ingest.position)
-            extra["ingested_at_us"].append(epoch_us(datetime.fromisoformat(line.ingest.ingested_at)))
-            rows.append(_row(validator.validate(event_bytes, horizon)))
+            extra["source"].append(ingest.source)
+            extra["position"].append(ingest.position)
+            extra["ingested_at_us"].append(ingested_at_us)
+            rows.append(_judge(validator, event_bytes, horizon, ingest.position))
             raws.append(raw_text(event_bytes))
         else:
-            rows.append(_row(validator.validate(raw, horizon)))
+            position = str(positions[index]) if positions is not None else f"row {index} of its partition"
+            rows.append(_judge(validator, raw, horizon, position))
             raws.append(raw_text(raw))
     added = pd.DataFrame(rows, columns=[name for name, _ in _ADDED])
     added["schema_version"] = added["schema_version"].astype("Int32")
@@ -125,12 +166,19 @@ def _validate_frame(pdf: pd.DataFrame, validator: Validator, bronze: bool) -> pd
     return pd.concat([out, added], axis=1)
 
 
-def _mapper(currencies: Collection[str], bronze: bool,
-            clock: Callable[[], datetime] | None) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
+ValidatorFactory = Callable[[frozenset[str], Callable[[], datetime] | None], Validator]
+
+
+def _default_validator(currencies: frozenset[str], clock: Callable[[], datetime] | None) -> Validator:
+    return Validator(currencies) if clock is None else Validator(currencies, clock=clock)
+
+
+def _mapper(currencies: Collection[str], bronze: bool, clock: Callable[[], datetime] | None,
+            make_validator: ValidatorFactory) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
     codes = frozenset(currencies)
 
     def run(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        validator = Validator(codes) if clock is None else Validator(codes, clock=clock)
+        validator = make_validator(codes, clock)
         for pdf in frames:
             yield _validate_frame(pdf, validator, bronze)
 
@@ -161,24 +209,25 @@ def _finish(df: DataFrame) -> DataFrame:
     )
 
 
-def validate_events(df: DataFrame, currencies: Collection[str], *,
-                    clock: Callable[[], datetime] | None = None) -> DataFrame:
+def validate_events(df: DataFrame, currencies: Collection[str], *, clock: Callable[[], datetime] | None = None,
+                    make_validator: ValidatorFactory = _default_validator) -> DataFrame:
     """``df`` has a ``raw`` column (binary or string: one event each) and any pass-through columns.
 
     Returns the pass-through columns, ``raw`` as text, and :data:`VALIDATION_COLUMNS` (typed event
-    fields; ``reason`` is null exactly when the record is valid).
+    fields; ``reason`` is null exactly when the record is valid). ``make_validator(currencies, clock)``
+    builds the validator on each executor (tests inject theirs).
     """
-    out = df.mapInPandas(_mapper(currencies, False, clock), _output_schema(df, False))  # type: ignore[arg-type]
-    return _finish(out)
+    mapper = _mapper(currencies, False, clock, make_validator)
+    return _finish(df.mapInPandas(mapper, _output_schema(df, False)))  # type: ignore[arg-type]
 
 
-def validate_bronze(df: DataFrame, currencies: Collection[str], *,
-                    clock: Callable[[], datetime] | None = None) -> DataFrame:
+def validate_bronze(df: DataFrame, currencies: Collection[str], *, clock: Callable[[], datetime] | None = None,
+                    make_validator: ValidatorFactory = _default_validator) -> DataFrame:
     """``df`` has one bronze line per row in ``raw`` (``spark.read.text`` renamed). Returns ``raw`` (the
     original event JSON), ``source``, ``position``, ``ingested_at`` and :data:`VALIDATION_COLUMNS`."""
     from pyspark.sql import functions as F
 
-    out = df.mapInPandas(_mapper(currencies, True, clock), _output_schema(df, True))  # type: ignore[arg-type]
+    out = df.mapInPandas(_mapper(currencies, True, clock, make_validator), _output_schema(df, True))  # type: ignore[arg-type]
     return _finish(out).withColumn("ingested_at", F.timestamp_micros(F.col("ingested_at_us"))).drop("ingested_at_us")
 
 

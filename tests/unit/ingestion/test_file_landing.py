@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import gzip
+import logging
 from datetime import UTC, datetime
 
 import pytest
@@ -11,6 +12,7 @@ from dataforge.generator import GeneratorConfig, generate_events, summary
 from dataforge.reference import default_fx
 from lambdas.common.config import LandingConfig
 from lambdas.common.file_landing import FileLanding
+from tests.fixtures.failing_validator import FAILURE, FailingValidator
 from tests.unit.ingestion.memory_store import MemoryStore
 
 CONFIG = LandingConfig("bronze", "quarantine", "landing", False, None, "us-east-1")
@@ -21,10 +23,11 @@ VALID = (b'{"event_id":"6f1c2d3e-0000-4000-8000-00000000abcd","event_type":"paym
          b'"country":"US","payment_method":"card"}')
 
 
-def _land(key: str, body: bytes) -> tuple[MemoryStore, dict[str, object]]:
+def _land(key: str, body: bytes, validator: Validator | None = None) -> tuple[MemoryStore, dict[str, object]]:
     store = MemoryStore()
     store.objects[("landing", key)] = body
-    result = FileLanding(CONFIG, store, Validator(default_fx().currencies)).land("landing", key, "v1")
+    validator = validator or Validator(default_fx().currencies)
+    result = FileLanding(CONFIG, store, validator).land("landing", key, "v1")
     return store, result.as_dict()
 
 
@@ -77,3 +80,35 @@ def test_malformed_file_is_quarantined_whole(key: str, body: bytes, needle: str)
     assert line["reason"] == "malformed_file"
     assert needle in str(line["detail"])
     assert result["malformed"] is not None
+
+
+def _generated_lines(count: int, seed: int) -> list[bytes]:
+    config = GeneratorConfig(count=count, seed=seed, invalid_fraction=0.2, end=END)
+    return [e.value for e in generate_events(config, clock=lambda: END)]
+
+
+def test_a_record_nested_1000_deep_is_quarantined_and_the_file_lands() -> None:
+    deep = VALID[:-1] + b',"extra":' + b"[" * 1000 + b"]" * 1000 + b"}"
+    store, result = _land("files/deep.jsonl", VALID + b"\n" + deep + b"\n" + VALID + b"\n")
+    assert (result["records"], result["valid"], result["quarantined"], result["malformed"]) == (3, 2, 1, None)
+    (line,) = _zone(store, "quarantine")
+    assert (line["reason"], line["position"]) == ("invalid_json", "s3://landing/files/deep.jsonl#v1:2")
+
+
+def test_a_record_the_validator_fails_on_is_quarantined_and_the_file_lands(caplog: pytest.LogCaptureFixture) -> None:
+    lines = _generated_lines(60, seed=9)
+    poisoned = lines[20][:-1] + b', "poison": true}'
+    body = b"\n".join([*lines[:20], poisoned, *lines[21:]]) + b"\n"
+    with caplog.at_level(logging.ERROR, logger="lambdas.common.file_landing"):
+        store, result = _land("files/p.jsonl", body, FailingValidator(default_fx().currencies, b'"poison"'))
+    expected_store, expected = _land("files/p.jsonl", b"\n".join([*lines[:20], *lines[21:]]) + b"\n")
+    assert result["records"] == 60 == result["valid"] + result["quarantined"]  # type: ignore[operator]
+    assert result["malformed"] is None
+    failed = [line for line in _zone(store, "quarantine") if line["reason"] == "validation_error"]
+    assert len(failed) == 1
+    assert (failed[0]["position"], failed[0]["raw"]) == ("s3://landing/files/p.jsonl#v1:21", poisoned.decode())
+    assert f"RecursionError: {FAILURE}" in str(failed[0]["detail"])
+    assert result["valid"] == expected["valid"]
+    assert len(_zone(store, "bronze")) == len(_zone(expected_store, "bronze"))
+    (logged,) = [r for r in caplog.records if r.name == "lambdas.common.file_landing"]
+    assert logged.position == "s3://landing/files/p.jsonl#v1:21"  # type: ignore[attr-defined]

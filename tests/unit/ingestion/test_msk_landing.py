@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from lambdas.common.config import LandingConfig
 from lambdas.common.errors import StorageError
 from lambdas.common.kafka_landing import KafkaLanding
 from lambdas.msk_landing.handler import make_handler
+from tests.fixtures.failing_validator import FAILURE, FailingValidator
 from tests.unit.ingestion.memory_store import FailingOnce, MemoryStore
 
 EVENTS = Path(__file__).parents[2] / "events"
@@ -118,3 +120,51 @@ def test_local_mapping_builds_an_msk_event_and_the_offsets_to_commit_in_one_go()
     assert base64.b64decode(record["key"]) == b"acct"
     assert record["timestampType"] == "CREATE_TIME"
     assert [(tp.topic, tp.partition, tp.offset) for tp in offsets] == [("t", 0, 5), ("t", 1, 10)]
+
+
+def _generated(count: int, seed: int) -> list[bytes]:
+    end = datetime(2024, 5, 1, 11, tzinfo=UTC)
+    config = GeneratorConfig(count=count, seed=seed, invalid_fraction=0.2, end=end)
+    return [e.value for e in generate_events(config, clock=lambda: datetime(2024, 5, 1, 12, tzinfo=UTC))]
+
+
+def _land_with(validator: Validator, values: list[bytes]) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
+    store = MemoryStore()
+    result = make_handler(lambda: KafkaLanding(CONFIG, store, validator))(_event(values), CONTEXT)
+    return result, {bucket: decode_lines(body) for (bucket, _), body in store.objects.items()}
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["compiled_fast_path", "pure_python"])
+def test_a_record_nested_1000_deep_is_quarantined_and_the_batch_lands(native: bool) -> None:
+    values = _generated(30, seed=4)
+    deep = values[3][:-1] + b', "extra": ' + b"[" * 1000 + b"]" * 1000 + b"}"
+    result, zones = _land_with(Validator(default_fx().currencies, native=native), [*values, deep])
+    expected, _ = _land_with(Validator(default_fx().currencies, native=native), values)
+    assert (result["records"], result["valid"], result["quarantined"]) == (31, expected["valid"],
+                                                                           expected["quarantined"] + 1)
+    last = zones["quarantine"][-1]
+    assert (last["reason"], last["field"], last["position"]) == ("invalid_json", None, "transactions-0@130")
+
+
+def test_a_record_the_validator_fails_on_is_quarantined_and_the_batch_lands(caplog: pytest.LogCaptureFixture) -> None:
+    values = _generated(40, seed=5)
+    poisoned = values[7][:-1] + b', "poison": true}'
+    batch = [*values[:7], poisoned, *values[8:]]
+    with caplog.at_level(logging.ERROR, logger="lambdas.common.kafka_landing"):
+        result, zones = _land_with(FailingValidator(default_fx().currencies, b'"poison"'), batch)
+    expected, expected_zones = _land_with(Validator(default_fx().currencies), [*values[:7], *values[8:]])
+    assert result["records"] == 40 == result["valid"] + result["quarantined"]
+    failed = [line for line in zones["quarantine"] if line["reason"] == "validation_error"]
+    assert len(failed) == 1
+    assert (failed[0]["field"], failed[0]["position"], failed[0]["raw"]) == (None, "transactions-0@107",
+                                                                             poisoned.decode())
+    assert f"RecursionError: {FAILURE}" in str(failed[0]["detail"])
+    # Every other record gets the verdict it gets from a working validator.
+    assert result["valid"] == expected["valid"]
+    assert [line["ingest"]["event_id"] for line in zones["bronze"]] == [  # type: ignore[index]
+        line["ingest"]["event_id"] for line in expected_zones["bronze"]]  # type: ignore[index]
+    assert [line["reason"] for line in zones["quarantine"] if line is not failed[0]] == [
+        line["reason"] for line in expected_zones["quarantine"]]
+    (logged,) = [r for r in caplog.records if r.name == "lambdas.common.kafka_landing"]
+    assert logged.position == "transactions-0@107"  # type: ignore[attr-defined]
+    assert logged.exc_info is not None

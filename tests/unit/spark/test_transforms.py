@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
+from dataforge.contract import Validator
 from dataforge.reference import FxRate, FxTable, Merchant
 from spark.transforms import dedupe, enrich, kpis, validate
+from tests.fixtures.failing_validator import FAILURE, FailingValidator
 
 NOW = datetime(2025, 3, 12, 12, 0, tzinfo=UTC)
 FX = FxTable([
@@ -210,3 +212,28 @@ def test_realtime_minutes_over_payments(spark) -> None:
     got = [r.asDict() for r in kpis.realtime_minutes(enrich.silver_rows(silver_of(spark, rows))).collect()]
     assert got == [{"minute": datetime(2025, 3, 10, 10, 0), "txn_count": 2, "approved_count": 1, "declined_count": 1,
                     "volume_usd": Decimal("10.00"), "decline_rate": Decimal("0.5000")}]
+
+
+def test_validation_never_fails_the_batch_for_one_record(spark) -> None:
+    """A record nested 1,000 deep gets invalid_json; a record the validator fails on gets
+    validation_error with the exception; every row comes out (received = valid + rejected)."""
+    deep = json.dumps(event(2))[:-1] + ', "extra": ' + "[" * 1000 + "]" * 1000 + "}"
+    rows = [
+        (event(1), "p1", "2025-03-10T10:01:00Z"),
+        (deep, "p2", "2025-03-10T10:01:00Z"),
+        (event(3, poison=True), "p3", "2025-03-10T10:01:00Z"),
+        (event(4), "p4", "2025-03-10T10:01:00Z"),
+    ]
+
+    def make_validator(codes: frozenset[str], clock: Any) -> Validator:
+        return FailingValidator(codes, b'"poison"', clock=clock)
+
+    out = validate.validate_bronze(bronze_df(spark, rows), FX.currencies, clock=lambda: NOW,
+                                   make_validator=make_validator)
+    got = {r["position"]: (r["reason"], r["event_id"], r["detail"]) for r in out.collect()}
+    assert set(got) == {"p1", "p2", "p3", "p4"}
+    assert got["p1"] == (None, "00000000-0000-4000-8000-000000000001", None)
+    assert got["p4"] == (None, "00000000-0000-4000-8000-000000000004", None)
+    assert got["p2"][:2] == ("invalid_json", None)
+    assert got["p3"][:2] == ("validation_error", None)
+    assert f"RecursionError: {FAILURE}" in got["p3"][2]
