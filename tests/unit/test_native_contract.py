@@ -198,3 +198,30 @@ def test_float_amounts_from_1_get_the_same_answer_from_both_paths(
     assert (fast is not None) is (expected.__class__ is not Rejection), (repr(amount), expected)
     if fast is not None:
         assert fast == expected
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(b"[" * 100_000, id="deep_array"),
+        pytest.param(b'{"a":' * 50_000, id="deep_object"),
+        pytest.param(encode(BASE)[:-1] + b', "extra": ' + b"[" * 1000 + b"]" * 1000 + b"}", id="deep_unknown_member"),
+        pytest.param(encode(BASE).replace(b'"125.40"', b"1e400"), id="amount_1e400"),
+        pytest.param(encode(BASE).replace(b'"125.40"', b"-1e999"), id="amount_-1e999"),
+        pytest.param(encode(BASE).replace(b'"125.40"', b"9" * 5000), id="amount_5000_digits"),
+        pytest.param(encode(BASE).replace(b'"125.40"', b'"' + b"1" * 27 + b'.123"'), id="amount_long_text"),
+        pytest.param(encode(BASE).replace(b"0.07", b"1e400"), id="risk_1e400"),
+        pytest.param(encode(BASE).replace(b'"schema_version": 1', b'"schema_version": ' + b"9" * 400),
+                     id="version_400_digits"),
+        pytest.param(encode(BASE).replace(b'"web"', b'"\xed\xa0\x80"'), id="encoded_surrogate"),
+        pytest.param(encode(BASE)[:-1] + b', "x": "\xff"}', id="bad_utf8_in_an_unknown_member"),
+        pytest.param(encode(BASE).replace(b'"2026-11-26T11:58:30.250+01:00"', b'"9999-12-31T23:59:59-23:59"'),
+                     id="time_past_year_9999_in_utc"),
+        pytest.param(b"", id="empty"),
+        pytest.param(b"\x00" * 64, id="nul_bytes"),
+    ],
+)
+def test_the_fast_path_answers_none_for_hostile_bytes(native: Validator, python: Validator, raw: bytes) -> None:
+    """The fast path never raises or panics: it answers None, and the Python contract decides."""
+    assert fast_admit(native, raw) is None
+    assert native.admit(raw, HORIZON_US) == python.admit(raw, HORIZON_US)
