@@ -6,7 +6,8 @@ tree (comments dropped), in its own dialect. A statement is accepted only when
 
 - it is exactly one SELECT / WITH ... SELECT / set operation, at most ``MAX_SQL_CHARS`` characters,
   with parentheses nested at most ``MAX_NESTING`` levels (deeper text never reaches the recursive
-  parser);
+  parser), that parses without backtracking beyond a budget proportional to its length (see
+  ``_GuardedParser``);
 - every node of its tree is of an allowed type: the query syntax in ``SYNTAX_NODES`` and the
   functions in ``FUNCTION_NODES`` (aggregates, math, string, date/time, conditional, casting and
   window functions), plus the Trino functions sqlglot keeps as ``exp.Anonymous`` whose lower-case
@@ -35,10 +36,11 @@ from collections.abc import Mapping, Set
 from dataclasses import dataclass
 from typing import Final
 
-import sqlglot
 from sqlglot import exp
+from sqlglot.dialects.trino import Trino
 from sqlglot.errors import OptimizeError, ParseError, TokenError
 from sqlglot.optimizer.scope import traverse_scope
+from sqlglot.tokens import Token
 
 from chalicelib.errors import SqlRefusedError
 
@@ -50,6 +52,10 @@ MAX_SQL_CHARS: Final = 20_000
 # sqlglot's parser recurses about twenty Python frames per parenthesis level; 32 levels stay far
 # from the interpreter's recursion limit and far above what analysts write.
 MAX_NESTING: Final = 32
+# Tokens the parser may step back over while backtracking, per token of the statement (plus a
+# constant). Real queries step back less than one token per token; see _GuardedParser.
+REWIND_PER_TOKEN: Final = 4
+REWIND_CONSTANT: Final = 256
 
 # Query syntax: clauses, operators, literals, references. Functions are listed below.
 SYNTAX_NODES: Final[frozenset[type[exp.Expr]]] = frozenset({
@@ -132,6 +138,41 @@ _URL_LITERAL: Final = re.compile(r"^\s*(?:[a-z][a-z0-9+.-]*://|file:)", re.IGNOR
 _BRACKETS: Final = re.compile(r"'(?:[^']|'')*'?|\"(?:[^\"]|\"\")*\"?|--[^\n]*|/\*.*?(?:\*/|\Z)|[()\[\]]", re.DOTALL)
 
 
+class _BacktrackingBudgetExceeded(Exception):
+    """The parser stepped back over more tokens than its budget allows (not a ParseError, which
+    the parser itself catches while trying alternatives)."""
+
+
+class _GuardedParser(Trino.Parser):  # type: ignore[misc]
+    """Trino's parser with a budget on backtracking.
+
+    sqlglot tries some constructs, steps back and parses them again another way; in a few shapes
+    each retry doubles the work (a chain of JOINs without ON: 18 ``LEFT JOIN`` words take seconds),
+    whatever the statement's length cap. Counting the tokens stepped back over bounds the parse to
+    a small multiple of one pass over the tokens.
+    """
+
+    def parse(self, raw_tokens: list[Token], sql: str) -> list[exp.Expr | None]:
+        self._rewind_budget = REWIND_PER_TOKEN * len(raw_tokens) + REWIND_CONSTANT
+        result: list[exp.Expr | None] = super().parse(raw_tokens, sql)
+        return result
+
+    def _retreat(self, index: int) -> None:
+        back = self._index - index
+        if back > 0:
+            self._rewind_budget -= back
+            if self._rewind_budget < 0:
+                raise _BacktrackingBudgetExceeded
+        super()._retreat(index)
+
+
+class _GuardedTrino(Trino):  # type: ignore[misc]
+    Parser = _GuardedParser
+
+
+_DIALECT: Final = _GuardedTrino()
+
+
 @dataclass(frozen=True, slots=True)
 class GuardedQuery:
     """A checked statement: its tree (tables qualified with their database, limit enforced)."""
@@ -187,12 +228,15 @@ def _parse(sql: str) -> exp.Query:
         raise _refuse("sql_too_long", f"the statement has {len(sql)} characters; at most {MAX_SQL_CHARS} are allowed")
     _check_nesting(sql)
     try:
-        statements = [s for s in sqlglot.parse(sql, read=READ_DIALECT) if s is not None]
+        statements = [s for s in _DIALECT.parse(sql) if s is not None]
     except (ParseError, TokenError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else "syntax error"
         raise _refuse("invalid_sql", f"the SQL does not parse as Athena (Trino) SQL: {first[:300]}") from None
     except RecursionError:
         raise _refuse("invalid_sql", "the statement nests too deeply; simplify it") from None
+    except _BacktrackingBudgetExceeded:
+        raise _refuse("invalid_sql", "the statement is too ambiguous to parse in reasonable time (JOINs without ON?);"
+                      " simplify it") from None
     except Exception as exc:  # noqa: BLE001 - sqlglot raises assorted errors on odd input; all mean "does not parse"
         logger.warning("sqlglot failed on a submitted statement: %s: %.200s", type(exc).__name__, exc)
         raise _refuse("invalid_sql", "the SQL does not parse as Athena (Trino) SQL") from None
@@ -233,6 +277,9 @@ def _check_node(node: exp.Expr) -> None:
     elif isinstance(node, exp.Dot):
         if not isinstance(node.expression, (exp.Identifier, exp.Star)):
             raise _refuse("syntax_not_allowed", f"{node.expression.key.upper()} after '.' is not allowed")
+    elif isinstance(node, exp.Unnest):
+        if not isinstance(node.parent, (exp.From, exp.Join)):
+            raise _refuse("syntax_not_allowed", "UNNEST is allowed only in a FROM or JOIN clause")
     elif isinstance(node, exp.Table) and not isinstance(node.this, exp.Identifier):
         what = function_name(node.this) if isinstance(node.this, exp.Expr) else str(node.this)
         raise _refuse("function_not_allowed", f"table function {what}() is not allowed; query the catalog's tables")

@@ -152,6 +152,15 @@ def test_a_cte_is_visible_only_in_its_scope() -> None:
           "(SELECT event_id FROM recent)")
 
 
+def test_backtracking_is_bounded() -> None:
+    # sqlglot re-parses a chain of JOINs without ON at every level: 2^n steps without the budget
+    error = refusal("SELECT * FROM transactions" + " LEFT JOIN transactions" * 40)
+    assert error.code == "invalid_sql"
+    assert "ambiguous" in error.message
+    check("SELECT * FROM transactions a JOIN transactions b JOIN transactions c ON c.event_id = b.event_id "
+          "ON b.event_id = a.event_id")
+
+
 def test_nesting_and_length_limits() -> None:
     check("SELECT " + "(" * sqlguard.MAX_NESTING + "1" + ")" * sqlguard.MAX_NESTING)
     error = refusal("SELECT " + "(" * (sqlguard.MAX_NESTING + 1) + "1" + ")" * (sqlguard.MAX_NESTING + 1))
@@ -171,7 +180,7 @@ def test_any_parser_failure_is_invalid_sql(monkeypatch: pytest.MonkeyPatch) -> N
     def explode(*args: object, **kwargs: object) -> None:
         raise _Boom("sqlglot broke")
 
-    monkeypatch.setattr(sqlguard.sqlglot, "parse", explode)
+    monkeypatch.setattr(sqlguard._GuardedParser, "parse", explode)
     assert refusal("SELECT 1").code == "invalid_sql"
 
 
