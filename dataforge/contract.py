@@ -519,18 +519,19 @@ class Validator:
         This is the hot path of every landing processor: one typed decode checks every rule it can
         express in C; the few it cannot (future time, decline reason by status, the amount's text
         form) follow as plain compares. Any failure is explained by ``_explain`` or ``diagnose``,
-        which apply the per-field rule functions; property tests keep the paths in agreement with
-        each other and with a naive reading of the contract.
+        which apply the per-field rule functions; property tests and a fuzz target keep the paths in
+        agreement with each other and with a naive reading of the contract. No input makes it raise.
         """
         if horizon is None:
             horizon = self.horizon()
         try:
             event = self._decoder.decode(raw)
-        except (msgspec.DecodeError, UnicodeError, RecursionError):  # (UnicodeError: bad UTF-8 in a
-            return self._judge(raw, horizon)                          # string, a str with a lone surrogate)
+        except (msgspec.DecodeError, UnicodeError, RecursionError):
+            return self._judge(raw, horizon)  # (UnicodeError: bad UTF-8 in a string, a lone surrogate in a str)
         if isinstance(raw, str) or 91 in raw or raw.rfind(123) > 0 or not raw.isascii():
-            # A nested member ("[", a second "{") or a non-ASCII byte: the typed decode skips unknown
-            # members unchecked, so their depth and UTF-8 are checked here (a flat ASCII record skips it).
+            # A nested member (91 is "[", 123 a second "{") or a non-ASCII byte: the typed decode skips
+            # unknown members unchecked, so their depth and UTF-8 are checked here (not for a flat
+            # ASCII record: every real event).
             too_deep = _too_deep(raw)
             if too_deep is not None:
                 return too_deep
