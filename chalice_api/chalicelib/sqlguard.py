@@ -4,10 +4,10 @@ An allow-list, not a deny-list. The submitted text is parsed as Athena (Trino) S
 judged on its syntax tree, never on its text; the engine receives SQL *generated* from the checked
 tree (comments dropped), in its own dialect. A statement is accepted only when
 
-- it is exactly one SELECT / WITH ... SELECT / set operation, at most ``MAX_SQL_CHARS`` characters,
-  with parentheses nested at most ``MAX_NESTING`` levels (deeper text never reaches the recursive
-  parser), that parses without backtracking beyond a budget proportional to its length (see
-  ``_GuardedParser``);
+- it is exactly one SELECT / WITH ... SELECT / set operation, at most ``MAX_SQL_CHARS`` characters
+  and ``MAX_TOKENS`` tokens, with parentheses nested at most ``MAX_NESTING`` levels (larger or deeper
+  text never reaches the recursive parser), that parses without backtracking beyond a budget
+  proportional to its length (see ``_GuardedParser``);
 - every node of its tree is of an allowed type: the query syntax in ``SYNTAX_NODES`` and the
   functions in ``FUNCTION_NODES`` (aggregates, math, string, date/time, conditional, casting and
   window functions), plus the Trino functions sqlglot keeps as ``exp.Anonymous`` whose lower-case
@@ -49,6 +49,9 @@ logger = logging.getLogger(__name__)
 READ_DIALECT: Final = "trino"
 ATHENA_CATALOG: Final = "awsdatacatalog"
 MAX_SQL_CHARS: Final = 20_000
+# Parsing costs per token (a few to a few dozen microseconds each, by shape): a token cap bounds the
+# guard's CPU per request whatever the statement's shape.
+MAX_TOKENS: Final = 5_000
 # sqlglot's parser recurses about twenty Python frames per parenthesis level; 32 levels stay far
 # from the interpreter's recursion limit and far above what analysts write.
 MAX_NESTING: Final = 32
@@ -134,8 +137,9 @@ _STATEMENT_NODES: Final = (exp.DDL, exp.DML, exp.Command, exp.Into, exp.Set, exp
 _WORD: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _IDENTIFIER: Final = re.compile(r"[A-Za-z0-9_$]+")
 _URL_LITERAL: Final = re.compile(r"^\s*(?:[a-z][a-z0-9+.-]*://|file:)", re.IGNORECASE)
-# Strings, quoted identifiers and comments (so their brackets do not count), and brackets.
-_BRACKETS: Final = re.compile(r"'(?:[^']|'')*'?|\"(?:[^\"]|\"\")*\"?|--[^\n]*|/\*.*?(?:\*/|\Z)|[()\[\]]", re.DOTALL)
+# A cheap tokenizer for the size checks: strings, quoted identifiers and comments (so their
+# brackets do not count), words and numbers, any other character.
+_TOKEN: Final = re.compile(r"'(?:[^']|'')*'?|\"(?:[^\"]|\"\")*\"?|--[^\n]*|/\*.*?(?:\*/|\Z)|\w+|\S", re.DOTALL)
 
 
 class _BacktrackingBudgetExceeded(Exception):
@@ -209,14 +213,20 @@ def is_allowed_node(node: exp.Expr) -> bool:
     return kind in FUNCTION_NODES or kind in SYNTAX_NODES
 
 
-def _check_nesting(sql: str) -> None:
+def _check_size(sql: str) -> None:
+    """Length, token count and bracket nesting, before the (recursive, backtracking) parser runs."""
+    if len(sql) > MAX_SQL_CHARS:
+        raise _refuse("sql_too_long", f"the statement has {len(sql)} characters; at most {MAX_SQL_CHARS} are allowed")
+    tokens = _TOKEN.findall(sql)
+    if len(tokens) > MAX_TOKENS:
+        raise _refuse("sql_too_long", f"the statement has about {len(tokens)} tokens; at most {MAX_TOKENS} are"
+                      " allowed")
     depth = deepest = 0
-    for match in _BRACKETS.finditer(sql):
-        char = match.group()
-        if char in "([":
+    for token in tokens:
+        if token in ("(", "["):
             depth += 1
             deepest = max(deepest, depth)
-        elif char in ")]":
+        elif token in (")", "]"):
             depth -= 1
     if deepest > MAX_NESTING:
         raise _refuse("invalid_sql", f"the statement nests parentheses {deepest} levels deep; at most {MAX_NESTING}"
@@ -224,9 +234,7 @@ def _check_nesting(sql: str) -> None:
 
 
 def _parse(sql: str) -> exp.Query:
-    if len(sql) > MAX_SQL_CHARS:
-        raise _refuse("sql_too_long", f"the statement has {len(sql)} characters; at most {MAX_SQL_CHARS} are allowed")
-    _check_nesting(sql)
+    _check_size(sql)
     try:
         statements = [s for s in _DIALECT.parse(sql) if s is not None]
     except (ParseError, TokenError) as exc:
