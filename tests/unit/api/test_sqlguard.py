@@ -171,8 +171,8 @@ def test_nesting_and_length_limits() -> None:
     check("SELECT '" + "x" * (sqlguard.MAX_SQL_CHARS - 9) + "'")
     assert refusal("SELECT '" + "x" * (sqlguard.MAX_SQL_CHARS - 8) + "'").code == "sql_too_long"
     columns = sqlguard.MAX_TOKENS // 2 - 5
-    check("SELECT " + ",".join(["event_id"] * columns) + " FROM transactions")
-    error = refusal("SELECT " + ",".join(["event_id"] * (columns + 10)) + " FROM transactions")
+    check("SELECT " + ",".join(["amount"] * columns) + " FROM transactions")
+    error = refusal("SELECT " + ",".join(["amount"] * (columns + 10)) + " FROM transactions")
     assert error.code == "sql_too_long"
     assert "tokens" in error.message
 
