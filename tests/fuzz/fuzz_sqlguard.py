@@ -49,6 +49,13 @@ CATALOG_TABLES = {(db, table) for db, tables in KNOWN.items() for table in table
 SEEDS = [sql.format(silver="silver", gold="gold") for sql in ALLOWED]
 SEEDS += [sql.format(silver="silver", gold="gold") for sql, _ in HOSTILE if len(sql) < 4000]
 SEEDS += [f"SELECT {call} AS v FROM transactions" for call in FUNCTION_SAMPLES.values()]
+# Syntax DuckDB's parser turns into function calls of its own (a row for a tuple, a list for ARRAY[...], ...).
+SEEDS += [
+    "SELECT (1, 'a') = (1, 'a'), ARRAY[1, 2][1], 'a' || 'b', 'a' LIKE 'b' ESCAPE 'c', 'a' ILIKE 'b', 5 % 2, -1",
+    "SELECT 1 IN (1, 2), 1 BETWEEN 0 AND 2, 1 IS DISTINCT FROM 2, 1 IS NOT DISTINCT FROM 2, NOT true",
+    "SELECT INTERVAL '1' DAY, current_timestamp AT TIME ZONE 'UTC', 1 = ANY (SELECT 1), EXISTS (SELECT 1)",
+    "SELECT CASE WHEN true THEN 1 END, event_date + INTERVAL '1' DAY FROM transactions",
+]
 PIECES = [
     "SELECT ", " FROM ", " WHERE ", " GROUP BY ", " ORDER BY ", " HAVING ", " LIMIT ", " UNION ALL ", " WITH ",
     " AS ", " JOIN ", " ON ", " CROSS JOIN ", " LEFT JOIN ", ", ", "(", ")", "[", "]", "*", " = ", " + ", " || ",
