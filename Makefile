@@ -82,10 +82,10 @@ test-integration: setup chromium ## integration tests (real Kafka, moto server, 
 FUZZ_SECONDS ?= 600
 FUZZ_TARGETS ?= $(wildcard tests/fuzz/fuzz_*.py)
 fuzz: deps ## fuzz the validator and the SQL guard (FUZZ_SECONDS per target, default 600)
-	@for target in $(FUZZ_TARGETS); do name=$$(basename $$target .py); mkdir -p $(CACHE)/fuzz/$$name; \
+	@for target in $(FUZZ_TARGETS); do name=$$(basename $$target .py); mkdir -p $(CACHE)/fuzz/$$name $(CACHE)/fuzz/$$name-crashes; \
 	  echo "==> $$target for $(FUZZ_SECONDS) s (corpus .cache/fuzz/$$name)"; \
 	  $(PY) $$target -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 -print_final_stats=1 \
-	    $(CACHE)/fuzz/$$name || exit 1; done
+	    -artifact_prefix=$(CACHE)/fuzz/$$name-crashes/ $(CACHE)/fuzz/$$name || exit 1; done
 
 lint: deps ## ruff
 	@$(VENV)/bin/ruff check .

@@ -28,14 +28,16 @@ def test_there_are_fuzz_targets() -> None:
 
 @pytest.mark.parametrize("target", TARGETS, ids=[path.stem for path in TARGETS])
 def test_fuzz_target_runs_clean(target: Path, tmp_path: Path) -> None:
-    corpus = tmp_path / "corpus"
+    corpus, crashes = tmp_path / "corpus", tmp_path / "crashes"
     corpus.mkdir()
+    crashes.mkdir()
     completed = subprocess.run(
         [sys.executable, str(target), f"-max_total_time={SECONDS}", "-rss_limit_mb=4096",
-         "-print_final_stats=1", str(corpus)],
+         "-print_final_stats=1", f"-artifact_prefix={crashes}/", str(corpus)],
         cwd=ROOT, capture_output=True, text=True, timeout=SECONDS + 120, check=False,
     )
     output = completed.stdout + completed.stderr
-    assert completed.returncode == 0, f"{target.name} found a crash:\n{output[-6000:]}"
+    found = sorted(path.name for path in crashes.iterdir())
+    assert completed.returncode == 0, f"{target.name} found a crash ({found}):\n{output[-6000:]}"
     executed = _EXECUTED.search(output)
     assert executed is not None and int(executed.group(1)) > 100, f"{target.name} barely ran:\n{output[-3000:]}"
