@@ -135,7 +135,7 @@ _TYPES: Final = frozenset({
 _STATEMENT_NODES: Final = (exp.DDL, exp.DML, exp.Command, exp.Into, exp.Set, exp.Pragma, exp.Use,
                            exp.Transaction, exp.Commit, exp.Rollback, exp.Describe, exp.Show, exp.Copy)
 _WORD: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_IDENTIFIER: Final = re.compile(r"[A-Za-z0-9_$]+")
+_IDENTIFIER: Final = re.compile(r"[\w$]+")
 _URL_LITERAL: Final = re.compile(r"^\s*(?:[a-z][a-z0-9+.-]*://|file:)", re.IGNORECASE)
 # A cheap tokenizer for the size checks: strings, quoted identifiers and comments (so their
 # brackets do not count), words and numbers, any other character.
@@ -285,6 +285,9 @@ def _check_node(node: exp.Expr) -> None:
     elif isinstance(node, exp.Dot):
         if not isinstance(node.expression, (exp.Identifier, exp.Star)):
             raise _refuse("syntax_not_allowed", f"{node.expression.key.upper()} after '.' is not allowed")
+    elif isinstance(node, (exp.Any, exp.All)):
+        if not isinstance(node.this, (exp.Subquery, exp.Query)):
+            raise _refuse("syntax_not_allowed", f"{node.key.upper()} takes a subquery, as in Trino")
     elif isinstance(node, exp.Unnest):
         if not isinstance(node.parent, (exp.From, exp.Join)):
             raise _refuse("syntax_not_allowed", "UNNEST is allowed only in a FROM or JOIN clause")

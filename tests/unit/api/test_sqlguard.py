@@ -152,6 +152,12 @@ def test_a_cte_is_visible_only_in_its_scope() -> None:
           "(SELECT event_id FROM recent)")
 
 
+def test_any_and_all_take_a_subquery() -> None:
+    check("SELECT 1 = ANY (SELECT 1), 2 > ALL (SELECT 1)")
+    # DuckDB reads ANY over a list as an UNNEST; Trino has no such form
+    assert refusal("SELECT 1 = ANY (split(channel, ',')) FROM transactions").code == "syntax_not_allowed"
+
+
 def test_backtracking_is_bounded() -> None:
     # sqlglot re-parses a chain of JOINs without ON at every level: 2^n steps without the budget
     error = refusal("SELECT * FROM transactions" + " LEFT JOIN transactions" * 40)
