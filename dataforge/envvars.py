@@ -30,6 +30,8 @@ ARCHIVE_RAW: Final = "DATAFORGE_ARCHIVE_RAW"  # "true" -> raw stream batches als
 GLUE_DATABASE_PREFIX: Final = "DATAFORGE_GLUE_DATABASE_PREFIX"
 ATHENA_WORKGROUP: Final = "DATAFORGE_ATHENA_WORKGROUP"
 QUERY_ENGINE: Final = "DATAFORGE_QUERY_ENGINE"  # athena | duckdb
+QUERY_TIMEOUT_SECONDS: Final = "DATAFORGE_QUERY_TIMEOUT_SECONDS"  # API queries are stopped past it (default 60)
+LOCAL_QUERY_MEMORY_MB: Final = "DATAFORGE_LOCAL_QUERY_MEMORY_MB"  # the local engine's DuckDB memory (default 1024)
 
 # --- streaming --------------------------------------------------------------------------------
 KAFKA_BOOTSTRAP_SERVERS: Final = "DATAFORGE_KAFKA_BOOTSTRAP_SERVERS"

@@ -19,6 +19,9 @@ from dataforge.lake import DEFAULT_PREFIX, ENVIRONMENTS, TRANSACTIONS_TOPIC, Sup
 
 DEFAULT_REGION: Final = "us-east-1"
 LOCAL_ENV: Final = "local"
+DEFAULT_QUERY_TIMEOUT_SECONDS: Final = 60.0
+"""An API query still running this long after its submission is stopped: by the API when it reads the
+query's status, and on AWS by the scheduled evaluator without anyone asking."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +76,7 @@ class Settings:
     archive_raw: bool
     query_engine: str
     log_level: str
+    query_timeout_seconds: float = DEFAULT_QUERY_TIMEOUT_SECONDS
     endpoint_url: str | None = None
     landing_bucket: str | None = None
     bronze_bucket: str | None = None
@@ -104,6 +108,7 @@ class Settings:
         engine = env_map.get(envvars.QUERY_ENGINE, "duckdb" if env == LOCAL_ENV else "athena")
         if engine not in ("athena", "duckdb"):
             raise SettingsError(f"{envvars.QUERY_ENGINE} must be athena or duckdb, got {engine!r}")
+        timeout = _positive_seconds(env_map, envvars.QUERY_TIMEOUT_SECONDS, DEFAULT_QUERY_TIMEOUT_SECONDS)
         optional = {name: env_map.get(var) or None for name, var in _OPTIONAL.items()}
         return cls(
             env=env,
@@ -114,6 +119,7 @@ class Settings:
             archive_raw=archive == "true",
             query_engine=engine,
             log_level=env_map.get(envvars.LOG_LEVEL, "INFO").upper(),
+            query_timeout_seconds=timeout,
             **optional,
         )
 
@@ -129,6 +135,19 @@ class Settings:
     def lake(self) -> LakeBuckets:
         """The zone buckets; every one of them must be set."""
         return LakeBuckets(**{zone.value: self.require(f"{zone.value}_bucket") for zone in Zone})
+
+
+def _positive_seconds(env_map: Mapping[str, str], name: str, default: float) -> float:
+    raw = env_map.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number of seconds") from None
+    if not 0 < value < float("inf"):
+        raise SettingsError(f"{name}={raw!r} must be a finite number of seconds > 0")
+    return value
 
 
 def local_environment(

@@ -10,7 +10,7 @@ from typing import Final
 from dataforge import envvars
 from dataforge.errors import SettingsError
 from dataforge.lake import Zone, zone_database
-from dataforge.settings import LOCAL_ENV, Settings
+from dataforge.settings import DEFAULT_QUERY_TIMEOUT_SECONDS, LOCAL_ENV, Settings
 
 API_PREFIX: Final = "/v1"
 API_KEY_HEADER: Final = "x-api-key"
@@ -18,7 +18,10 @@ DEFAULT_PAGE_SIZE: Final = 100
 MAX_PAGE_SIZE: Final = 1000
 MAX_KPI_RANGE_DAYS: Final = 366
 MAX_QUERY_ROWS: Final = 10_000  # row limit the query guard enforces (LIMIT added or lowered)
-QUERY_TIMEOUT_SECONDS: Final = 60.0  # a query still running after this is stopped
+QUERY_TIMEOUT_SECONDS: Final = DEFAULT_QUERY_TIMEOUT_SECONDS  # DATAFORGE_QUERY_TIMEOUT_SECONDS when set
+MAX_RESULT_PAGE_BYTES: Final = 1024**2  # text of the cells of one results page (a Lambda answer is at most 6 MB)
+MAX_RESULT_BYTES: Final = 16 * 1024**2  # text of the cells of a whole result (local engine: kept in memory)
+LOCAL_QUERY_MEMORY_MB: Final = 1024  # the local engine's DuckDB memory limit (DATAFORGE_LOCAL_QUERY_MEMORY_MB)
 MAX_SQL_CHARS: Final = 100_000
 CATALOG_TTL_SECONDS: Final = 30.0
 QUERYABLE_ZONES: Final = (Zone.SILVER, Zone.GOLD)
@@ -83,6 +86,7 @@ class ApiConfig:
     athena_workgroup: str | None
     max_query_rows: int = MAX_QUERY_ROWS
     query_timeout_seconds: float = QUERY_TIMEOUT_SECONDS
+    local_query_memory_mb: int = LOCAL_QUERY_MEMORY_MB
     cache: CacheConfig = CacheConfig()
 
     @classmethod
@@ -91,8 +95,12 @@ class ApiConfig:
 
         The embedded platform has no API Gateway in front, so there the key is checked by the app and
         must be set; on AWS the usage plan checks it and the app checks it too when it is given.
-        The cache TTLs come from ``environ`` (default: the process environment).
+        The cache TTLs and the local engine's memory come from ``environ`` (default: the process environment).
         """
+        env = os.environ if environ is None else environ
+        raw_memory = env.get(envvars.LOCAL_QUERY_MEMORY_MB, "").strip() or str(LOCAL_QUERY_MEMORY_MB)
+        if not (raw_memory.isascii() and raw_memory.isdigit()) or int(raw_memory) < 64:
+            raise SettingsError(f"{envvars.LOCAL_QUERY_MEMORY_MB}={raw_memory!r} must be a whole number of MB >= 64")
         api_key = settings.require("api_key") if settings.env == LOCAL_ENV else settings.api_key
         return cls(
             settings=settings,
@@ -103,6 +111,8 @@ class ApiConfig:
             allowed_databases=tuple(zone_database(settings.glue_database_prefix, z) for z in QUERYABLE_ZONES),
             query_engine=settings.query_engine,
             athena_workgroup=settings.require("athena_workgroup") if settings.query_engine == "athena" else None,
+            query_timeout_seconds=settings.query_timeout_seconds,
+            local_query_memory_mb=int(raw_memory),
             cache=CacheConfig.from_env(environ),
         )
 

@@ -1,7 +1,8 @@
 """The API's errors: each carries its HTTP status and a machine-readable code.
 
 Raised anywhere below the routes; the route wrapper (``chalicelib.http``) turns them into
-``{"error": {"code", "message"}}`` responses. Anything else becomes a logged 500 with a generic message.
+``{"error": {"code", "message"}}`` responses (a 429 also carries ``Retry-After``). Anything else
+becomes a logged 500 with a generic message.
 """
 
 from __future__ import annotations
@@ -36,6 +37,22 @@ class NotFoundError(ApiError):
 
 class ConflictError(ApiError):
     status = 409
+
+
+class ResultTooLargeError(ApiError):
+    """A page of results is larger than the API answers in one response (``MAX_RESULT_PAGE_BYTES``)."""
+
+    status = 422
+
+
+class TooManyRequestsError(ApiError):
+    """Too many queries at once; ``retry_after`` (seconds) becomes the response's ``Retry-After`` header."""
+
+    status = 429
+
+    def __init__(self, code: str, message: str, *, retry_after: int) -> None:
+        super().__init__(code, message)
+        self.retry_after = retry_after
 
 
 class SqlRefusedError(BadRequestError):

@@ -21,7 +21,7 @@ from chalice.app import Chalice, CORSConfig, Response
 
 from chalicelib import reuse
 from chalicelib.config import API_KEY_HEADER, ApiConfig
-from chalicelib.errors import ApiError, ForbiddenError, UnauthorizedError
+from chalicelib.errors import ApiError, ForbiddenError, TooManyRequestsError, UnauthorizedError
 from chalicelib.services import Services
 from dataforge.errors import SettingsError
 from dataforge.settings import Settings
@@ -69,8 +69,11 @@ def json_response(body: Any, status: int = 200) -> Response:
     return Response(body=_ENCODER.encode(body).decode(), status_code=status, headers=dict(JSON_HEADERS))
 
 
-def error_response(status: int, code: str, message: str) -> Response:
-    return json_response({"error": {"code": code, "message": message}}, status)
+def error_response(status: int, code: str, message: str, *, retry_after: int | None = None) -> Response:
+    response = json_response({"error": {"code": code, "message": message}}, status)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 def check_api_key(headers: Any, expected: str | None) -> None:
@@ -114,7 +117,8 @@ def endpoint(
                     check_api_key(getattr(app.current_request, "headers", None), services.config.api_key)
                 return json_response(view(*args, **kwargs), status)
             except ApiError as exc:
-                return error_response(exc.status, exc.code, exc.message)
+                retry_after = exc.retry_after if isinstance(exc, TooManyRequestsError) else None
+                return error_response(exc.status, exc.code, exc.message, retry_after=retry_after)
             except ChaliceBadRequest:
                 return error_response(400, "invalid_body", "the request body is not valid JSON")
             except Exception:  # the API's outermost boundary: log with context, answer generically

@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlparse
 
 import boto3
 from botocore.config import Config
@@ -99,7 +100,7 @@ class Services:
 
     def local_engine(self) -> LocalAthena:
         def make() -> LocalAthena:
-            from chalicelib.duckdb_engine import LocalAthena, S3Access
+            from chalicelib.duckdb_engine import EngineLimits, LocalAthena, S3Access
 
             settings = self.config.settings
 
@@ -115,15 +116,22 @@ class Services:
 
             buckets = [b for b in (settings.silver_bucket, settings.gold_bucket) if b]
             return LocalAthena(self.catalog(), self.s3, access, allowed_buckets=buckets,
-                               timeout_seconds=self.config.query_timeout_seconds)
+                               timeout_seconds=self.config.query_timeout_seconds,
+                               limits=EngineLimits(memory_mb=self.config.local_query_memory_mb))
 
         return self._once("local_engine", make)
 
     def runner(self) -> QueryRunner:
+        settings = self.config.settings
+        # what a failure message shown to a user must not name (Athena's reasons name buckets and locations)
+        redact = [name for name in (settings.silver_bucket, settings.gold_bucket, settings.athena_results_bucket,
+                                    settings.athena_workgroup) if name]
+        if settings.endpoint_url:
+            redact.append(urlparse(settings.endpoint_url).netloc)
         return self._once("runner", lambda: QueryRunner(
             self.engine, self.catalog(), dialect="trino" if self.config.query_engine == "athena" else "duckdb",
             workgroup=self.config.athena_workgroup, max_rows=self.config.max_query_rows,
-            timeout_seconds=self.config.query_timeout_seconds, clock=self.clock))
+            timeout_seconds=self.config.query_timeout_seconds, clock=self.clock, redact=redact))
 
     def close(self) -> None:
         with self._lock:

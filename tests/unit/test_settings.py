@@ -43,6 +43,9 @@ def test_missing_required_setting_names_the_variable() -> None:
         (envvars.ENV, "qa", "not one of"),
         (envvars.ARCHIVE_RAW, "yes", "true or false"),
         (envvars.QUERY_ENGINE, "presto", "athena or duckdb"),
+        (envvars.QUERY_TIMEOUT_SECONDS, "soon", "number of seconds"),
+        (envvars.QUERY_TIMEOUT_SECONDS, "0", "> 0"),
+        (envvars.QUERY_TIMEOUT_SECONDS, "inf", "> 0"),
     ],
 )
 def test_malformed_values_fail_fast(variable: str, value: str, message: str) -> None:
@@ -53,3 +56,8 @@ def test_malformed_values_fail_fast(variable: str, value: str, message: str) -> 
 def test_region_falls_back_to_default_region_variable() -> None:
     assert Settings.from_env({"AWS_DEFAULT_REGION": "eu-west-1"}).region == "eu-west-1"
     assert Settings.from_env({envvars.AWS_REGION: "eu-central-1", "AWS_DEFAULT_REGION": "x"}).region == "eu-central-1"
+
+
+def test_query_timeout_defaults_and_is_read() -> None:
+    assert Settings.from_env({}).query_timeout_seconds == 60.0
+    assert Settings.from_env({envvars.QUERY_TIMEOUT_SECONDS: " 45 "}).query_timeout_seconds == 45.0
