@@ -75,6 +75,7 @@ def build(s: StackSettings, source_root: Path | None = None) -> None:
     observability = Observability("observability", ObservabilityArgs(
         base_name=base, env=s.env, region=s.region, settings=s.alerts,
         runtime=_runtime(bundle.lambdas, core_layer, platform, lake, s), serving=serving, streaming=streaming,
+        query_timeout_seconds=s.api.query_timeout_seconds,
         watched=Watched(lambda_functions=[ingestion.landing_function_name, ingestion.batch_function_name,
                                           api.function_name],
                         glue_job_names=list(processing.job_names.values()),
@@ -150,6 +151,7 @@ def _api_environment(s: StackSettings, platform: Mapping[str, pulumi.Input[str]]
         envvars.ALERTS_TABLE: serving.alerts.name, envvars.ATHENA_WORKGROUP: serving.workgroup.name,
         envvars.ATHENA_RESULTS_BUCKET: lake[SupportBucket.ATHENA_RESULTS].name,
         envvars.SILVER_BUCKET: lake[Zone.SILVER].name, envvars.GOLD_BUCKET: lake[Zone.GOLD].name,
+        envvars.QUERY_TIMEOUT_SECONDS: str(s.api.query_timeout_seconds),
     }
     if s.api.cors_origin:
         env[envvars.CORS_ORIGIN] = s.api.cors_origin

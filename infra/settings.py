@@ -20,6 +20,7 @@ import msgspec
 from dataforge.alerts import parse_rules, to_json_rules
 from dataforge.errors import DataForgeError
 from dataforge.lake import DEFAULT_PREFIX, ENVIRONMENTS, TRANSACTIONS_TOPIC
+from dataforge.settings import DEFAULT_QUERY_TIMEOUT_SECONDS
 from infra.errors import InfraConfigError
 
 NAMESPACE: Final = "dataforge"
@@ -118,6 +119,9 @@ class ApiSettings(_Section, frozen=True):
     throttle_rate: Positive = 50
     throttle_burst: Positive = 100
     cors_origin: str = ""
+    # An API query still running this long after its submission is stopped (by the API when its status is
+    # read, and by the alert evaluator every minute); at most 4 h, longer than Athena lets a query run.
+    query_timeout_seconds: Annotated[int, msgspec.Meta(ge=1, le=4 * 3600)] = int(DEFAULT_QUERY_TIMEOUT_SECONDS)
 
 
 class DashboardSettings(_Section, frozen=True):

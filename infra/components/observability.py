@@ -1,6 +1,7 @@
 """Alerts and observability: the alerts SNS topic and its subscriptions, the scheduled alert
-evaluator, alarms (Lambda errors/throttles, MSK consumer lag, Glue failures, DynamoDB throttles,
-API 5XX/latency, data freshness) and one CloudWatch dashboard."""
+evaluator (it also stops the API workgroup's Athena queries past the time limit), alarms (Lambda
+errors/throttles, MSK consumer lag, Glue failures, DynamoDB throttles, API 5XX/latency, data
+freshness) and one CloudWatch dashboard."""
 
 from __future__ import annotations
 
@@ -60,6 +61,7 @@ class ObservabilityArgs:
     serving: ServingRefs
     streaming: StreamingRefs
     watched: Watched
+    query_timeout_seconds: int  # the evaluator stops the API workgroup's queries running longer
     https_endpoint: pulumi.Input[str] | None = None  # the on-call endpoint (a secret)
 
 
@@ -96,7 +98,8 @@ class Observability(pulumi.ComponentResource):
             code=runtime.code, layers=[runtime.core_layer_arn],
             environment={**runtime.environment, envvars.METRICS_TABLE: metrics_table.name,
                          envvars.ALERTS_TABLE: alerts_table.name, envvars.ALERTS_TOPIC_ARN: topic.arn,
-                         envvars.ALERT_RULES: alerts.rules_json},
+                         envvars.ALERT_RULES: alerts.rules_json, envvars.ATHENA_WORKGROUP: args.serving.workgroup.name,
+                         envvars.QUERY_TIMEOUT_SECONDS: str(args.query_timeout_seconds)},
             statements=[
                 iam.allow(["dynamodb:GetItem", "dynamodb:Query"], [metrics_table.arn], sid="ReadMetrics"),
                 iam.allow(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"],
@@ -104,6 +107,8 @@ class Observability(pulumi.ComponentResource):
                           sid="WriteAlerts"),
                 iam.allow(["sns:Publish"], [topic.arn], sid="PublishAlerts"),
                 iam.allow(["cloudwatch:PutMetricData"], ["*"], sid="FreshnessMetric"),
+                iam.allow(["athena:ListQueryExecutions", "athena:BatchGetQueryExecution", "athena:StopQueryExecution"],
+                          [args.serving.workgroup.arn], sid="StopOverdueQueries"),
             ],
             log_retention_days=runtime.log_retention_days, kms_key_arn=runtime.kms_key_arn, memory_mb=256,
             timeout_seconds=60, description="evaluates alert rules, writes alerts, publishes to SNS"), opts=child)

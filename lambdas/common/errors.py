@@ -21,3 +21,8 @@ class SupersededObjectError(LandingError):
 
 class MalformedFileError(LandingError):
     """A landed file cannot be read as a whole (wrong header, not UTF-8, truncated gzip, ...)."""
+
+
+class QueryStopError(DataForgeError):
+    """Listing or stopping the API workgroup's Athena queries failed; the scheduled run fails so that it is
+    seen (the evaluator's errors alarm) and retried."""

@@ -40,6 +40,7 @@ def test_stack_files_hold_the_environment_differences() -> None:
 
 def test_secure_defaults() -> None:
     settings = StackSettings.from_mapping("staging", CERT)
+    assert settings.api.query_timeout_seconds == 60
     assert settings.serving.point_in_time_recovery
     assert settings.serving.deletion_protection
     assert not settings.lake.force_destroy
@@ -56,6 +57,8 @@ def test_secure_defaults() -> None:
     ({**CERT, "namePrefx": "acme"}, "unknown field `namePrefx`"),
     ({**CERT, "logRetentionDays": 13}, "retention"),
     ({**CERT, "streaming": {"mode": "provisioned", "brokerCount": 3}}, "multiple"),
+    ({**CERT, "api": {"queryTimeoutSeconds": 0}}, r"dataforge:api.queryTimeoutSeconds: Expected `int` >= 1"),
+    ({**CERT, "api": {"queryTimeoutSeconds": 86400}}, r"dataforge:api.queryTimeoutSeconds: Expected `int` <= 14400"),
 ])
 def test_invalid_config_fails_with_the_key_to_fix(raw: dict[str, object], message: str) -> None:
     with pytest.raises(InfraConfigError, match=message):

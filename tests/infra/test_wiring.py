@@ -208,3 +208,34 @@ def test_batch_landing_is_notified_for_the_files_prefix_only(stack: Rendered) ->
     notifications = [r for r in stack.resources if r.type.endswith("BucketNotification")]
     filters = [f.get("filterPrefix") for n in notifications for f in n.inputs.get("lambdaFunctions", [])]
     assert filters == [LANDING_FILES_PREFIX]
+
+
+def _statements(r: Rendered, role_policy: str) -> dict[str, dict[str, object]]:
+    import json
+
+    doc = json.loads(r.by_name(role_policy).inputs["policy"])
+    return {s.get("Sid", ""): s for s in doc["Statement"]}
+
+
+def test_alert_evaluator_stops_overdue_queries_of_the_api_workgroup_only(stack: Rendered) -> None:
+    evaluator, api = env_of(stack, "observability-alert-evaluator"), env_of(stack, "api-handler")
+    assert evaluator[envvars.ATHENA_WORKGROUP] == api[envvars.ATHENA_WORKGROUP] == stack.outputs["athena_workgroup"]
+    assert evaluator[envvars.QUERY_TIMEOUT_SECONDS] == api[envvars.QUERY_TIMEOUT_SECONDS] == "60"
+    statements = _statements(stack, "observability-alert-evaluator-role-policy")
+    stop = statements["StopOverdueQueries"]
+    assert stop["Action"] == ["athena:BatchGetQueryExecution", "athena:ListQueryExecutions",
+                              "athena:StopQueryExecution"]
+    workgroup_arn = _statements(stack, "api-handler-role-policy")["Athena"]["Resource"]
+    assert stop["Resource"] == workgroup_arn
+    assert len(workgroup_arn) == 1  # type: ignore[arg-type]
+    others = [s for sid, s in statements.items() if sid != "StopOverdueQueries"]
+    assert not any("athena" in str(s["Action"]) for s in others)
+
+
+def test_the_api_usage_plan_limits_the_rate_per_key(stack: Rendered) -> None:
+    plans = stack.of_type("aws:apigateway/usagePlan:UsagePlan")
+    assert len(plans) == 1
+    throttle = plans[0].inputs["throttleSettings"]
+    assert throttle["rateLimit"] > 0
+    assert throttle["burstLimit"] > 0
+    assert stack.of_type("aws:apigateway/usagePlanKey:UsagePlanKey")
