@@ -55,6 +55,7 @@ SEEDS += [
     "SELECT 1 IN (1, 2), 1 BETWEEN 0 AND 2, 1 IS DISTINCT FROM 2, 1 IS NOT DISTINCT FROM 2, NOT true",
     "SELECT INTERVAL '1' DAY, current_timestamp AT TIME ZONE 'UTC', 1 = ANY (SELECT 1), EXISTS (SELECT 1)",
     "SELECT CASE WHEN true THEN 1 END, event_date + INTERVAL '1' DAY FROM transactions",
+    "SELECT a FROM UNNEST(ARRAY[1, 2]) AS t(a)",
 ]
 PIECES = [
     "SELECT ", " FROM ", " WHERE ", " GROUP BY ", " ORDER BY ", " HAVING ", " LIMIT ", " UNION ALL ", " WITH ",
