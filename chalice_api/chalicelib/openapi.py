@@ -123,6 +123,7 @@ _QUERY_ID: Final = _param("query_id", {"type": "string"}, where="path")
 
 def _errors(*statuses: int) -> dict[str, Any]:
     text = {400: "bad input", 401: "missing API key", 403: "invalid API key", 404: "not found", 409: "conflict",
+            422: "a page of results larger than the API answers", 429: "too many queries (see Retry-After)",
             500: "unexpected error (logged)"}
     return {str(s): {"description": text[s], "content": {"application/json": {"schema": _ref("Error")}}}
             for s in statuses}
@@ -184,7 +185,7 @@ def document() -> dict[str, Any]:
                 "Acknowledge an open alert", "Alert", params=[_param("alert_id", {"type": "string"}, where="path")],
                 errors=(400, 404, 409), body="Acknowledge")},
             f"{p}/queries": {"post": _op("Start a read-only SQL query (Athena/Trino SQL)", "QueryStarted",
-                                         status=202, body="QueryRequest")},
+                                         status=202, body="QueryRequest", errors=(400, 429))},
             f"{p}/queries/{{query_id}}": {
                 "get": _op("Status of a query", "QueryStatus", params=[_QUERY_ID], errors=(404,)),
                 "delete": _op("Cancel a query", "QueryStatus", params=[_QUERY_ID], errors=(404, 409)),
@@ -193,7 +194,7 @@ def document() -> dict[str, Any]:
                                                              params=[
                 _QUERY_ID, _param("max_results", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE,
                                                   "default": 100}), _NEXT,
-            ], errors=(400, 404, 409))},
+            ], errors=(400, 404, 409, 422))},
             f"{p}/catalog": {"get": _op("Queryable databases, tables and columns", "Catalog", errors=())},
         },
     }

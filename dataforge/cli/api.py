@@ -11,7 +11,9 @@ shares one read-through cache and one single-flight per key. The app is adapted 
 local``) on a small thread pool, so a request that waits for DynamoDB never holds up the others. A
 repeated KPI / realtime GET whose answer the app says is still the same (``chalicelib.reuse``: its cached
 pages are still the ones it read, the clock is in the same second for realtime) is answered from memory
-on the event loop, for the same target, API key value and Chalice-read headers only. The Lambda
+on the event loop, for the same target, API key value and Chalice-read headers only. Query submissions
+(``POST /v1/queries``) are limited per API key (``--query-rate`` / ``--query-burst``), as API Gateway's
+usage plan limits them on AWS: over the limit the client gets 429 with ``Retry-After``. The Lambda
 deployment is unchanged: this is only how the app is served locally.
 """
 
@@ -24,12 +26,14 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Final
 
 import typer
 
 from dataforge.local import LOCALHOST
+from dataforge.local.ratelimit import KeyRateLimiter, RateLimit, SubmissionLimit
 from dataforge.paths import project_root
 
 CHALICE_PROJECT: Final = "chalice_api"
@@ -38,6 +42,8 @@ KEEP_ALIVE_SECONDS: Final = 75  # longer than clients keep idle connections (htt
 START_TIMEOUT_SECONDS: Final = 30.0
 STOP_TIMEOUT_SECONDS: Final = 10.0
 SWITCH_INTERVAL_SECONDS: Final = 0.0005  # the event loop thread gets the GIL back sooner from the app threads
+QUERY_RATE: Final = 1.0  # query submissions per second and API key, once the burst is spent
+QUERY_BURST: Final = 10  # query submissions at once per API key
 
 logger = logging.getLogger(__name__)
 
@@ -75,14 +81,22 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _server(chalice_app: Any) -> Any:
+def submission_limit(limit: RateLimit, clock: Callable[[], float] = time.monotonic) -> SubmissionLimit:
+    """``POST /v1/queries`` limited per API key (the header the app reads), as the usage plan does on AWS."""
+    config = _chalice_module("chalicelib.config")
+    return SubmissionLimit(KeyRateLimiter(limit, clock=clock), path=f"{config.API_PREFIX}/queries",
+                           key_header=config.API_KEY_HEADER)
+
+
+def _server(chalice_app: Any, limit: SubmissionLimit | None = None) -> Any:
     import uvicorn
 
     from dataforge.local.chalice_asgi import ChaliceAsgi
 
     # the app's record of what its responses were computed from, and the request header its views read
     reuse, api_key_header = _chalice_module("chalicelib.reuse"), _chalice_module("chalicelib.config").API_KEY_HEADER
-    asgi = ChaliceAsgi(chalice_app, reuse=reuse, reuse_headers=(api_key_header,))
+    limit = limit or submission_limit(RateLimit(QUERY_RATE, QUERY_BURST))
+    asgi = ChaliceAsgi(chalice_app, reuse=reuse, reuse_headers=(api_key_header,), limit=limit)
     config = uvicorn.Config(
         asgi, lifespan="on", log_config=None, access_log=False, server_header=False,
         backlog=REQUEST_BACKLOG, timeout_keep_alive=KEEP_ALIVE_SECONDS,
@@ -103,11 +117,13 @@ class ServedApi:
         self.thread.join(timeout=STOP_TIMEOUT_SECONDS + 5)
 
 
-def serve_in_thread(chalice_app: Any, *, host: str = LOCALHOST, port: int = 0) -> ServedApi:
-    """Serve ``chalice_app`` on ``host:port`` from a daemon thread; ``.stop()`` shuts it down."""
+def serve_in_thread(chalice_app: Any, *, host: str = LOCALHOST, port: int = 0,
+                    limit: SubmissionLimit | None = None) -> ServedApi:
+    """Serve ``chalice_app`` on ``host:port`` from a daemon thread; ``.stop()`` shuts it down. ``limit``:
+    the query submissions per API key (default ``QUERY_RATE`` / ``QUERY_BURST``)."""
     sock = bind(host, port)
     bound_host, bound_port = sock.getsockname()[:2]
-    server = _server(chalice_app)
+    server = _server(chalice_app, limit)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="dataforge-api", daemon=True)
     thread.start()
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
@@ -155,11 +171,13 @@ class RestartableApi:
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind (keep 127.0.0.1 unless you mean it).")] = LOCALHOST,
     port: Annotated[int, typer.Option(help="TCP port.", min=0, max=65535)] = 8000,
+    query_rate: Annotated[float, typer.Option(help="Query submissions a second per API key.", min=0.001)] = QUERY_RATE,
+    query_burst: Annotated[int, typer.Option(help="Query submissions at once per API key.", min=1)] = QUERY_BURST,
 ) -> None:
     """Serve the API until Ctrl-C (settings from the environment, e.g. `eval "$(dataforge services env)"`)."""
     sock = bind(host, port)
     bound_host, bound_port = sock.getsockname()[:2]
-    server = _server(load_app())
+    server = _server(load_app(), submission_limit(RateLimit(query_rate, query_burst)))
     sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
     typer.echo(f"DataForge API on http://{bound_host}:{bound_port}/v1 (OpenAPI: /v1/openapi.json); Ctrl-C stops")
     with contextlib.suppress(KeyboardInterrupt):  # uvicorn finishes the requests in flight, then re-raises Ctrl-C

@@ -22,6 +22,10 @@ a body) goes to the app as before. Only 200s are kept, so a request whose key th
 matches a kept response: an API key is always checked by the app once per distinct value, and a kept
 answer is only ever sent for the very value the app accepted.
 
+Limited requests (``limit=``, e.g. ``dataforge.local.ratelimit.SubmissionLimit``: query submissions per API
+key, what the usage plan does on AWS): a request over its limit is answered 429 on the event loop, with
+``Retry-After`` and a body in the API's error shape, and never reaches the app.
+
 Imports only the standard library at module level (Chalice is imported when an adapter is made).
 """
 
@@ -31,7 +35,7 @@ import asyncio
 import base64
 import json
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, Protocol
 
@@ -60,6 +64,13 @@ Response = tuple[int, list[tuple[bytes, bytes]], bytes]
 Check = Callable[[], bool]
 
 
+class RequestLimit(Protocol):
+    """Whether a request is over a rate limit (``dataforge.local.ratelimit.SubmissionLimit``)."""
+
+    def retry_after(self, method: str, path: str, headers: Iterable[tuple[bytes, bytes]]) -> int | None:
+        """None: the request may go on; else the seconds to wait before sending it again."""
+
+
 class ReusableResponses(Protocol):
     """What the app says about the response its current thread just computed (``chalicelib.reuse``)."""
 
@@ -80,6 +91,13 @@ def _not_allowed(method: str) -> Response:
     body = json.dumps({"error": {"code": "method_not_allowed",
                                  "message": f"{method} is not supported; see /v1/openapi.json"}}).encode()
     return 405, [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())], body
+
+
+def _too_many(retry_after: int) -> Response:
+    body = json.dumps({"error": {"code": "too_many_requests", "message":
+                                 f"too many query submissions for this API key; retry in {retry_after} s"}}).encode()
+    return 429, [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                 (b"cache-control", b"no-store"), (b"retry-after", str(retry_after).encode())], body
 
 
 def _encode_headers(headers: dict[str, Any]) -> list[tuple[bytes, bytes]]:
@@ -144,7 +162,7 @@ class ChaliceAsgi:
     """``ChaliceAsgi(app)``: an ASGI app (HTTP and lifespan) answering as ``chalice local`` would."""
 
     def __init__(self, chalice_app: Any, *, threads: int = DEFAULT_THREADS, reuse: ReusableResponses | None = None,
-                 reuse_headers: tuple[str, ...] = ()) -> None:
+                 reuse_headers: tuple[str, ...] = (), limit: RequestLimit | None = None) -> None:
         from chalice.local import LocalGatewayException
 
         thread_local_requests(chalice_app)
@@ -153,6 +171,7 @@ class ChaliceAsgi:
         self._threads = threads
         self._executor: ThreadPoolExecutor | None = None
         self._reuse = reuse
+        self._limit = limit
         self._key_headers = tuple(dict.fromkeys([h.lower().encode("latin-1") for h in reuse_headers]
                                                 + list(CHALICE_REQUEST_HEADERS)))
         self._reused: dict[tuple[bytes | None, ...], tuple[Response, Check]] = {}  # only touched on the loop
@@ -182,6 +201,11 @@ class ChaliceAsgi:
             message = await receive()
             body += message.get("body", b"")
             more = message.get("more_body", False)
+        if self._limit is not None:
+            retry_after = self._limit.retry_after(scope["method"], scope["path"], scope["headers"])
+            if retry_after is not None:
+                await self._send(send, _too_many(retry_after))
+                return
         key = self._reuse_key(scope) if self._reuse is not None and scope["method"] == "GET" and not body else None
         if key is not None:
             kept = self._reused.get(key)

@@ -204,3 +204,42 @@ def test_a_kept_answer_ends_with_its_cached_page(kept_api: tuple[str, Any], api_
     assert asgi.served_from_memory == 1
     assert _served(url, "GET", path, KEY) == first
     assert asgi.served_from_memory == 2
+
+
+# --- query submissions limited per API key (the usage plan's job on AWS) --------------------------------
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_query_submissions_over_the_limit_get_429_with_retry_after(api_app: Any, api_client: Any) -> None:
+    from dataforge.cli.api import serve_in_thread, submission_limit
+    from dataforge.local.ratelimit import RateLimit
+
+    clock = _Clock()
+    served = serve_in_thread(api_app, host="127.0.0.1", port=0,
+                             limit=submission_limit(RateLimit(rate=0.1, burst=2), clock=clock))
+    post = {**KEY, "Content-Type": "application/json"}
+    try:
+        # an empty body is a 400 from the app: it still counts as a submission, and runs nothing
+        assert [_served(served.url, "POST", "/v1/queries", post)[0] for _ in range(2)] == [400, 400]
+        status, body, headers = _served(served.url, "POST", "/v1/queries", post)
+        assert status == 429
+        assert headers["retry-after"] == "10"
+        assert set(body) == {"error"}
+        assert body["error"]["code"] == "too_many_requests"
+        assert body["error"]["message"]
+        assert headers["content-type"] == "application/json"
+        # another key has its own bucket (the app refuses it), reads are not limited
+        assert _served(served.url, "POST", "/v1/queries", {"x-api-key": "wrong"})[0] == 403
+        assert _served(served.url, "GET", "/v1/queries/not-a-uuid", KEY)[0] == 404
+        clock.now += 10
+        assert _served(served.url, "POST", "/v1/queries", post)[0] == 400
+        assert _served(served.url, "POST", "/v1/queries", post)[0] == 429
+    finally:
+        served.stop()
