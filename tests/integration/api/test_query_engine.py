@@ -291,3 +291,16 @@ def test_an_error_in_the_query_is_shown_short_and_logged_whole(
     assert "no_such_column" in status["error"]["message"]
     assert "\n" not in status["error"]["message"]
     assert len(status["error"]["message"]) <= 300
+
+
+def test_a_huge_cell_never_comes_back_through_the_api(api_client: Any) -> None:
+    from tests.integration.api.test_queries import H, start
+    from tests.integration.api.test_queries import wait as wait_api
+
+    status, body = start(api_client, "SELECT lpad('x', 3000000, 'x') AS big FROM transactions LIMIT 1")
+    assert status == 202, body
+    final = wait_api(api_client, body["query_id"])
+    assert final["status"] == "FAILED"
+    assert final["error"]["code"] == "result_too_large"
+    response = api_client.http.get(f"/v1/queries/{body['query_id']}/results", headers=H)
+    assert response.status_code == 409
