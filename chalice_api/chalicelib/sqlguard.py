@@ -287,6 +287,9 @@ def _check_node(node: exp.Expr) -> None:
     elif isinstance(node, exp.Dot):
         if not isinstance(node.expression, (exp.Identifier, exp.Star)):
             raise _refuse("syntax_not_allowed", f"{node.expression.key.upper()} after '.' is not allowed")
+    elif isinstance(node, exp.In):
+        if node.args.get("field") is not None or node.args.get("unnest") is not None:
+            raise _refuse("syntax_not_allowed", "IN takes a parenthesized list or a subquery, as in Trino")
     elif isinstance(node, (exp.Any, exp.All)):
         if not isinstance(node.this, (exp.Subquery, exp.Query)):
             raise _refuse("syntax_not_allowed", f"{node.key.upper()} takes a subquery, as in Trino")

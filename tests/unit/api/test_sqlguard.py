@@ -152,10 +152,12 @@ def test_a_cte_is_visible_only_in_its_scope() -> None:
           "(SELECT event_id FROM recent)")
 
 
-def test_any_and_all_take_a_subquery() -> None:
-    check("SELECT 1 = ANY (SELECT 1), 2 > ALL (SELECT 1)")
-    # DuckDB reads ANY over a list as an UNNEST; Trino has no such form
-    assert refusal("SELECT 1 = ANY (split(channel, ',')) FROM transactions").code == "syntax_not_allowed"
+def test_in_any_and_all_take_a_list_or_a_subquery() -> None:
+    check("SELECT 1 = ANY (SELECT 1), 2 > ALL (SELECT 1), 3 IN (1, 2), 4 IN (SELECT 1)")
+    # DuckDB reads these as list functions (an UNNEST, contains()); Trino has no such forms
+    for sql in ("SELECT 1 = ANY (split(channel, ',')) FROM transactions", "SELECT 'w' IN channel FROM transactions",
+                "SELECT 1 IN UNNEST(ARRAY[1])"):
+        assert refusal(sql).code == "syntax_not_allowed", sql
 
 
 def test_backtracking_is_bounded() -> None:
