@@ -26,7 +26,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 NATIVE_SOURCES := native/Cargo.toml native/Cargo.lock native/pyproject.toml native/dataforge_native.pyi \
                   $(wildcard native/src/*.rs)
 
-.PHONY: help setup deps jars chromium run test test-unit test-native test-integration fuzz lint typecheck check bench services-up services-down clean
+.PHONY: help setup deps jars chromium run test test-unit test-native test-integration fuzz lint typecheck layers check bench services-up services-down clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -46,7 +46,7 @@ $(STAMP): pyproject.toml uv.lock $(NATIVE_SOURCES) | $(UV)
 deps: $(STAMP) ## Python venv from the lock file (cached in .cache/uv)
 
 jars: deps ## Maven-resolved jars (Kafka broker, Spark connectors) into .cache/jars
-	@$(PY) -m dataforge.local.maven
+	@$(PY) -m devkit.local.maven
 
 setup: deps jars ## everything the platform needs
 
@@ -62,7 +62,7 @@ chromium: ## Debian's chromium for the browser tests (.deb files cached in .cach
 	    $$SUDO apt-get install -y -qq -o Dir::Cache::archives=$(CHROMIUM_DEBS) chromium >/dev/null; }; }
 
 run: setup ## set up, then run the embedded platform on sample data (API + dashboard)
-	@$(PY) -m dataforge run
+	@$(PY) -m devkit run
 
 test: setup chromium test-native ## set up, then run every test tier (Rust unit, then unit, integration, e2e)
 	@$(PY) -m pytest
@@ -90,20 +90,23 @@ fuzz: deps ## fuzz the validator and the SQL guard (FUZZ_SECONDS per target, def
 lint: deps ## ruff
 	@$(VENV)/bin/ruff check .
 
-typecheck: deps ## mypy --strict on the core and infra
+typecheck: deps ## mypy --strict on every package
 	@$(VENV)/bin/mypy
 
-check: lint typecheck test ## the one gate before a pull request
+layers: deps ## import-linter: toolkit > deployables > runtime core (contracts in pyproject.toml)
+	@$(VENV)/bin/lint-imports --no-cache
+
+check: lint typecheck layers test ## the one gate before a pull request
 
 bench: setup chromium ## every benchmark in bench/ (prints figures)
 	@for script in bench/*.py; do echo "==> $$script"; $(PY) $$script || exit 1; done
 
 services-up: setup ## start moto + Kafka in the background
-	@$(PY) -m dataforge services up
+	@$(PY) -m devkit services up
 
 services-down: deps ## stop them
-	@$(PY) -m dataforge services down
+	@$(PY) -m devkit services down
 
 clean: ## remove runtime state (keeps download caches)
-	@-$(PY) -m dataforge services down 2>/dev/null
+	@-$(PY) -m devkit services down 2>/dev/null
 	@rm -rf .dataforge .pytest_cache .mypy_cache .ruff_cache

@@ -4,7 +4,7 @@
                                               [--days 30] [--merchants 10]
 
 Starts a moto server, creates the resources (``bootstrap``), writes KPI items under ADR 0001's keys
-and realtime minutes around now, serves the API in its own process (``dataforge/cli/api.py serve``,
+and realtime minutes around now, serves the API in its own process (``devkit/cli/api.py serve``,
 cache TTLs from the environment or their defaults) and measures three phases:
 
 1. cold: one client, ``--cold`` requests whose query was never asked before (every one a cache miss,
@@ -44,14 +44,11 @@ from typing import Any
 import httptools
 import uvloop
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from dataforge.local import free_port, port_open  # noqa: E402
-from dataforge.local.bootstrap import bootstrap  # noqa: E402
-from dataforge.local.moto_server import MotoServer  # noqa: E402
-from dataforge.settings import Settings  # noqa: E402
-from tests.fixtures.api import API_KEY, api_environment, fake_session, put_kpis, put_realtime  # noqa: E402
+from dataforge.settings import Settings
+from devkit.local import free_port, port_open
+from devkit.local.bootstrap import bootstrap
+from devkit.local.moto_server import MotoServer
+from tests.fixtures.api import API_KEY, api_environment, fake_session, put_kpis, put_realtime
 
 GOAL_P99_MS = 50.0
 HEADERS = {"x-api-key": API_KEY}
@@ -215,8 +212,8 @@ def main() -> None:
         put_realtime(session, settings, [now - timedelta(minutes=m) for m in range(REALTIME_MINUTES_WRITTEN)])
         items += REALTIME_MINUTES_WRITTEN
         port = free_port()
-        server_env = {**os.environ, **env, "PYTHONPATH": str(ROOT), "DATAFORGE_LOG_LEVEL": "WARNING"}
-        server = subprocess.Popen([sys.executable, str(ROOT / "dataforge/cli/api.py"), "serve", "--port", str(port)],
+        server_env = {**os.environ, **env, "DATAFORGE_LOG_LEVEL": "WARNING"}
+        server = subprocess.Popen([sys.executable, "-m", "devkit", "api", "serve", "--port", str(port)],
                                   env=server_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 60
@@ -245,7 +242,7 @@ def main() -> None:
     every = sorted(v for values in by_kind.values() for v in values)
     p50, p99 = statistics.median(every), percentile(every, 0.99)
     print(f"KPI reads: {items} DynamoDB items ({args.days} days x {args.merchants} merchants + "
-          f"{REALTIME_MINUTES_WRITTEN} realtime minutes) on moto; server: dataforge/cli/api.py serve")
+          f"{REALTIME_MINUTES_WRITTEN} realtime minutes) on moto; server: devkit/cli/api.py serve")
     print(f"cold (cache miss, 1 client, {len(cold)} distinct queries): errors={cold_errors} "
           f"p50={statistics.median(cold):.1f} ms p99={percentile(cold, 0.99):.1f} ms max={cold[-1]:.1f} ms")
     print(f"measured: {args.clients} keep-alive clients, {args.warmup:g} s warm-up + {args.seconds:g} s, "

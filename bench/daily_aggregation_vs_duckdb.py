@@ -69,7 +69,8 @@ def half_even(num: int, den: int, scale: int) -> Decimal | None:
 def write_silver(spark, path: Path, rows: int) -> None:
     from pyspark.sql import functions as F
 
-    from dataforge.schemas import SILVER_TRANSACTIONS, spark_type
+    from dataforge.schemas import SILVER_TRANSACTIONS
+    from spark.schemas import spark_type
 
     ids = spark.range(rows).withColumn("k", F.when(F.col("id") % 100 == 99, F.col("id") - 1).otherwise(F.col("id")))
     h = F.xxhash64("id")
@@ -124,7 +125,7 @@ def main() -> None:
 
     import duckdb
 
-    from dataforge.local.spark import build_session
+    from devkit.local.spark import build_session
     from spark.transforms import dedupe, kpis
 
     spark = build_session("bench-daily-aggregation", endpoint_url="", driver_memory=f"{args.memory_gb}g")

@@ -16,17 +16,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from playwright.sync_api import sync_playwright
 
-from playwright.sync_api import sync_playwright  # noqa: E402
-
-from tests.fixtures.dashboard import (  # noqa: E402
+from tests.fixtures.dashboard import (
     CHROMIUM_ARGS,
     CHROMIUM_MISSING,
     chromium_path,

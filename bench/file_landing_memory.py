@@ -19,23 +19,20 @@ import argparse
 import gzip
 import multiprocessing
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import boto3
 
-import boto3  # noqa: E402
-
-from dataforge.bronze import SPOOL_MAX_BYTES  # noqa: E402
-from dataforge.generator import GeneratorConfig, generate_events  # noqa: E402
-from dataforge.generator_sinks import write_jsonl  # noqa: E402
-from dataforge.local.bootstrap import bootstrap  # noqa: E402
-from dataforge.local.moto_server import MotoServer  # noqa: E402
-from dataforge.settings import Settings, local_environment  # noqa: E402
+from dataforge.bronze import SPOOL_MAX_BYTES
+from dataforge.settings import Settings
+from devkit.generator import GeneratorConfig, generate_events
+from devkit.generator_sinks import write_jsonl
+from devkit.local import local_environment
+from devkit.local.bootstrap import bootstrap
+from devkit.local.moto_server import MotoServer
 
 MIB = 1024 * 1024
 MULTIPART_THRESHOLD = 64 * MIB  # lambdas.common.storage.S3ObjectStore: smaller objects are put whole

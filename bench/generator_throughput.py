@@ -1,6 +1,6 @@
 """Throughput of the synthetic event generator: 200k events to bytes on one core.
 
-    PYTHONPATH=. python bench/generator_throughput.py [--count 200000] [--repeat 3]
+    .venv/bin/python bench/generator_throughput.py [--count 200000] [--repeat 3]
 
 Generates ``count`` events (with 1 % invalid and 1 % duplicates, as a load test would) and touches
 every value, best of ``repeat`` runs after a warm-up. Reported per CPU second of this process (the
@@ -17,8 +17,8 @@ import platform
 import time
 from datetime import UTC, datetime
 
-from dataforge.generator import GeneratorConfig, generate_events
 from dataforge.reference import default_fx, default_merchants
+from devkit.generator import GeneratorConfig, generate_events
 
 GOAL = 150_000  # events/s on one core
 

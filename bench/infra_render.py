@@ -8,11 +8,7 @@ first figure includes importing pulumi-aws (cached bytecode under .cache/pycache
 
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 GOAL_SECONDS = 20.0
 

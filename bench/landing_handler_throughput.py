@@ -27,9 +27,9 @@ import jsonschema
 import msgspec
 
 from dataforge.contract import TransactionEvent, Validator, json_schema
-from dataforge.generator import GeneratorConfig, generate_events
-from dataforge.local.esm import LocalLambdaContext
 from dataforge.reference import default_fx
+from devkit.fakes import LambdaContext
+from devkit.generator import GeneratorConfig, generate_events
 from lambdas.common.config import LandingConfig
 from lambdas.common.kafka_landing import KafkaLanding
 from lambdas.common.storage import StoredObject
@@ -81,7 +81,7 @@ def main() -> None:
                            Validator(default_fx().currencies))
     handler = make_handler(lambda: landing)
     logger.setLevel("WARNING")
-    context = LocalLambdaContext("msk-landing", "bench", "arn:aws:lambda:us-east-1:000000000000:function:bench")
+    context = LambdaContext("msk-landing")
 
     def run_handler() -> None:
         with contextlib.redirect_stdout(io.StringIO()):  # the EMF metrics line

@@ -37,13 +37,14 @@ import boto3
 from confluent_kafka import Producer
 
 from dataforge.bronze import read_lines
-from dataforge.generator import GeneratorConfig, SummaryCounter, generate_events
 from dataforge.lake import TRANSACTIONS_TOPIC
-from dataforge.local.bootstrap import bootstrap
-from dataforge.local.esm import EsmConfig, LocalEventSourceMapping, committed_lag, static_partitions
-from dataforge.local.kafka import KafkaBroker, create_topics
-from dataforge.local.moto_server import MotoServer
-from dataforge.settings import Settings, local_environment
+from dataforge.settings import Settings
+from devkit.generator import GeneratorConfig, SummaryCounter, generate_events
+from devkit.local import local_environment
+from devkit.local.bootstrap import bootstrap
+from devkit.local.esm import EsmConfig, LocalEventSourceMapping, committed_lag, static_partitions
+from devkit.local.kafka import KafkaBroker, create_topics
+from devkit.local.moto_server import MotoServer
 
 GOAL = 50_000
 

@@ -4,7 +4,7 @@ queries: p50 / p95 per query and overall, end to end (guard + translate + run + 
     .venv/bin/python bench/query_runner_latency.py [--rows 1000000] [--days 10] [--repeat 10]
 
 Starts a moto server, bootstraps, writes ``--rows`` silver rows as Parquet partitions (pyarrow +
-``schemas.arrow_schema``) registered in Glue, then runs each query ``--repeat`` times (after one
+``devkit.arrow.arrow_schema``) registered in Glue, then runs each query ``--repeat`` times (after one
 warm-up) through ``QueryRunner``. Goal (issue 6): p95 <= 500 ms. Last two lines: goal and ratio.
 """
 
@@ -12,23 +12,18 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from datetime import date, timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "chalice_api"))
+from chalicelib.config import ApiConfig
 
-from chalicelib.config import ApiConfig  # noqa: E402
-from chalicelib.services import Services  # noqa: E402
-
-from dataforge.local.bootstrap import bootstrap  # noqa: E402
-from dataforge.local.moto_server import MotoServer  # noqa: E402
-from dataforge.settings import Settings  # noqa: E402
-from tests.fixtures.api import api_environment, fake_session, silver_table, write_silver  # noqa: E402
+from dataforge.settings import Settings
+from devkit.cli.api import local_services
+from devkit.local.bootstrap import bootstrap
+from devkit.local.moto_server import MotoServer
+from tests.fixtures.api import api_environment, fake_session, silver_table, write_silver
 
 GOAL_P95_MS = 500.0
 QUERIES = {
@@ -61,7 +56,7 @@ def main() -> None:
                      files_per_day=2)
         print(f"lake: {per_day * args.days} silver rows, {args.days} partitions, written in "
               f"{time.perf_counter() - started:.1f} s")
-        services = Services(ApiConfig.from_settings(settings), session=session)
+        services = local_services(ApiConfig.from_settings(settings), session=session)
         runner = services.runner()
         database = services.config.allowed_databases[0]
         every: list[float] = []

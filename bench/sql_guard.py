@@ -18,17 +18,11 @@ from __future__ import annotations
 import argparse
 import gc
 import statistics
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "chalice_api"))
-
-from chalicelib import sqlguard  # noqa: E402
-from chalicelib.errors import SqlRefusedError  # noqa: E402
+from chalicelib import sqlguard
+from chalicelib.errors import SqlRefusedError
 
 GOAL_TYPICAL_MS = 2.0
 GOAL_LONG_MS = 50.0

@@ -30,11 +30,12 @@ def main() -> None:
 
     from confluent_kafka import Producer
 
-    from dataforge.generator import GeneratorConfig, generate_events
-    from dataforge.local.bootstrap import bootstrap
-    from dataforge.local.kafka import KafkaBroker, create_topics
-    from dataforge.local.moto_server import MotoServer
-    from dataforge.settings import Settings, local_environment
+    from dataforge.settings import Settings
+    from devkit.generator import GeneratorConfig, generate_events
+    from devkit.local import local_environment
+    from devkit.local.bootstrap import bootstrap
+    from devkit.local.kafka import KafkaBroker, create_topics
+    from devkit.local.moto_server import MotoServer
     from spark import runtime
     from spark.jobs import streaming_enrichment
 

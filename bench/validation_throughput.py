@@ -28,8 +28,8 @@ from collections.abc import Callable
 import orjson
 
 from dataforge.contract import Rejection, Validator, epoch_us
-from dataforge.generator import GeneratorConfig, generate_events
 from dataforge.reference import default_fx
+from devkit.generator import GeneratorConfig, generate_events
 
 GOAL_RATIO = 1.0
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import csv
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -21,13 +22,23 @@ from functools import cache
 from pathlib import Path
 from typing import Final
 
-from dataforge import paths
+from dataforge import envvars
 from dataforge.errors import ReferenceDataError
 
 MERCHANTS_FILE: Final = "merchants.csv"
 FX_RATES_FILE: Final = "fx_rates.csv"
+_PACKAGED: Final = Path(__file__).resolve().parent / "_data" / "reference"
+_CHECKOUT: Final = Path(__file__).resolve().parents[1] / "data" / "reference"
 UNKNOWN_MERCHANT: Final = "unknown"
 CENT: Final = Decimal("0.01")
+
+
+def reference_dir() -> Path:
+    """``DATAFORGE_REFERENCE_DIR`` when set, else the copy packaged in the artifacts, else the checkout's."""
+    override = os.environ.get(envvars.REFERENCE_DIR)
+    if override:
+        return Path(override)
+    return _PACKAGED if _PACKAGED.is_dir() else _CHECKOUT
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,13 +102,13 @@ def _read_csv(path: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
 
 
 def load_merchants(directory: Path | None = None) -> Mapping[str, Merchant]:
-    path = (directory or paths.reference_dir()) / MERCHANTS_FILE
+    path = (directory or reference_dir()) / MERCHANTS_FILE
     rows = _read_csv(path, ("merchant_id", "name", "category", "mcc", "country", "tier"))
     return {row["merchant_id"]: Merchant(**row) for row in rows}
 
 
 def load_fx(directory: Path | None = None) -> FxTable:
-    path = (directory or paths.reference_dir()) / FX_RATES_FILE
+    path = (directory or reference_dir()) / FX_RATES_FILE
     rates: list[FxRate] = []
     for line, row in enumerate(_read_csv(path, ("rate_date", "currency", "usd_per_unit")), start=2):
         try:

@@ -11,14 +11,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Final, TypedDict
+from typing import Any, Final, TypedDict
 
 from dataforge.contract import FIELDS
 from dataforge.errors import ContractError
-
-if TYPE_CHECKING:
-    import pyarrow
-    from pyspark.sql.types import DataType, StructType
 
 PLATFORM_TOTAL: Final = "*"  # merchant_id / country / channel of the platform-total gold rows
 
@@ -155,7 +151,7 @@ QUARANTINE: Final = Table(
 # --- engine type systems ------------------------------------------------------------------------
 
 
-def _decimal(logical: str) -> tuple[int, int] | None:
+def decimal_parts(logical: str) -> tuple[int, int] | None:
     match = _DECIMAL.fullmatch(logical)
     return (int(match.group(1)), int(match.group(2))) if match else None
 
@@ -166,53 +162,20 @@ _DUCKDB: Final = {"string": "VARCHAR", "int": "INTEGER", "bigint": "BIGINT", "do
                   "timestamp": "TIMESTAMP WITH TIME ZONE", "date": "DATE"}
 
 
-def _check(logical: str) -> None:
-    if logical not in _HIVE and _decimal(logical) is None:
+def check_type(logical: str) -> None:
+    if logical not in _HIVE and decimal_parts(logical) is None:
         raise ContractError(f"unknown logical column type {logical!r}")
 
 
 def glue_type(logical: str) -> str:
-    _check(logical)
+    check_type(logical)
     return _HIVE.get(logical, logical)
 
 
 def duckdb_type(logical: str) -> str:
-    _check(logical)
-    dec = _decimal(logical)
+    check_type(logical)
+    dec = decimal_parts(logical)
     return f"DECIMAL({dec[0]},{dec[1]})" if dec else _DUCKDB[logical]
-
-
-def spark_type(logical: str) -> DataType:
-    from pyspark.sql import types as t
-
-    _check(logical)
-    dec = _decimal(logical)
-    if dec:
-        return t.DecimalType(*dec)
-    simple: dict[str, DataType] = {
-        "string": t.StringType(), "int": t.IntegerType(), "bigint": t.LongType(), "double": t.DoubleType(),
-        "timestamp": t.TimestampType(), "date": t.DateType(),
-    }
-    return simple[logical]
-
-
-def arrow_type(logical: str) -> pyarrow.DataType:
-    import pyarrow as pa
-
-    _check(logical)
-    dec = _decimal(logical)
-    if dec:
-        return pa.decimal128(*dec)
-    simple = {"string": pa.string(), "int": pa.int32(), "bigint": pa.int64(), "double": pa.float64(),
-              "timestamp": pa.timestamp("us", tz="UTC"), "date": pa.date32()}
-    return simple[logical]
-
-
-def spark_schema(table: Table, *, include_partitions: bool = True) -> StructType:
-    from pyspark.sql import types as t
-
-    cols = table.all_columns if include_partitions else table.columns
-    return t.StructType([t.StructField(c.name, spark_type(c.type), c.nullable) for c in cols])
 
 
 class GlueColumn(TypedDict):
@@ -224,12 +187,6 @@ class GlueColumn(TypedDict):
 def glue_columns(columns: tuple[Column, ...]) -> list[GlueColumn]:
     """Glue ``StorageDescriptor.Columns`` / ``PartitionKeys`` entries (boto3 and pulumi-aws shapes)."""
     return [GlueColumn(Name=c.name, Type=glue_type(c.type), Comment=c.comment[:255]) for c in columns]
-
-
-def arrow_schema(table: Table) -> pyarrow.Schema:
-    import pyarrow as pa
-
-    return pa.schema([pa.field(c.name, arrow_type(c.type), c.nullable) for c in table.all_columns])
 
 
 def duckdb_columns(table: Table) -> dict[str, str]:

@@ -15,7 +15,7 @@ from typing import Final
 
 from dataforge import envvars
 from dataforge.errors import SettingsError
-from dataforge.lake import DEFAULT_PREFIX, ENVIRONMENTS, TRANSACTIONS_TOPIC, SupportBucket, Zone, bucket_name
+from dataforge.lake import DEFAULT_PREFIX, ENVIRONMENTS, TRANSACTIONS_TOPIC, Zone, bucket_name
 
 DEFAULT_REGION: Final = "us-east-1"
 LOCAL_ENV: Final = "local"
@@ -148,37 +148,3 @@ def _positive_seconds(env_map: Mapping[str, str], name: str, default: float) -> 
     if not 0 < value < float("inf"):
         raise SettingsError(f"{name}={raw!r} must be a finite number of seconds > 0")
     return value
-
-
-def local_environment(
-    *,
-    endpoint_url: str,
-    kafka_bootstrap_servers: str,
-    prefix: str = DEFAULT_PREFIX,
-    api_key: str = "local-dev-key",
-    api_url: str = "http://127.0.0.1:8000",
-) -> dict[str, str]:
-    """The embedded platform's runtime environment: what Pulumi outputs wire in on AWS."""
-    env = LOCAL_ENV
-    values = {
-        envvars.ENV: env,
-        envvars.NAME_PREFIX: prefix,
-        envvars.AWS_REGION: DEFAULT_REGION,
-        "AWS_DEFAULT_REGION": DEFAULT_REGION,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        envvars.AWS_ENDPOINT_URL: endpoint_url,
-        envvars.KAFKA_BOOTSTRAP_SERVERS: kafka_bootstrap_servers,
-        envvars.KAFKA_TOPIC: TRANSACTIONS_TOPIC,
-        envvars.GLUE_DATABASE_PREFIX: f"{prefix}_{env}".replace("-", "_"),
-        envvars.QUERY_ENGINE: "duckdb",
-        envvars.METRICS_TABLE: f"{prefix}-{env}-metrics",
-        envvars.ALERTS_TABLE: f"{prefix}-{env}-alerts",
-        envvars.API_KEY: api_key,
-        envvars.API_URL: api_url,
-    }
-    for zone in Zone:
-        values[_OPTIONAL[f"{zone.value}_bucket"]] = bucket_name(prefix, env, zone)
-    values[envvars.ARTIFACTS_BUCKET] = bucket_name(prefix, env, SupportBucket.ARTIFACTS)
-    values[envvars.ATHENA_RESULTS_BUCKET] = bucket_name(prefix, env, SupportBucket.ATHENA_RESULTS)
-    return values

@@ -9,6 +9,7 @@ render never fails on it, and the hash changes as soon as code appears.
 
 from __future__ import annotations
 
+import ast
 import base64
 import hashlib
 import importlib.metadata
@@ -23,9 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from dataforge.paths import cache_dir, project_root
+from dataforge import envvars
 from infra.errors import InfraError
 
+_ROOT: Final = Path(__file__).resolve().parents[1]
+# the merchants and FX rates ship inside the core package (dataforge.reference reads them there)
+REFERENCE_FILES: Final = (Path("data/reference/merchants.csv"), Path("data/reference/fx_rates.csv"))
+# what `uv pip install --target` leaves beside the packages that nothing imports: its lock, scripts
+_INSTALLER_LEFTOVERS: Final = (".lock", "bin")
 _EPOCH: Final = (1980, 1, 1, 0, 0, 0)
 _SKIP_DIRS: Final = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".chalice", "vendor", "tests"})
 _SKIP_SUFFIXES: Final = (".pyc", ".pyo")
@@ -51,6 +57,16 @@ class Artifact:
     def key(self, prefix: str) -> str:
         suffix = "".join(self.path.suffixes[-1:])
         return f"{prefix}/{self.name}-{self.short_hash}{suffix}"
+
+
+def project_root() -> Path:
+    """The checkout whose sources the artifacts are built from (infra reads the deployables' folders)."""
+    return _ROOT
+
+
+def cache_dir() -> Path:
+    """The ignored download cache (built wheels, the layer's dependencies, uv's cache)."""
+    return Path(os.environ.get(envvars.CACHE_DIR, _ROOT / ".cache"))
 
 
 def build_dir() -> Path:
@@ -112,20 +128,75 @@ def file_artifact(name: str, relative: str, root: Path | None = None) -> Artifac
     return _write(name, suffix, content)
 
 
+LAMBDA_FUNCTIONS: Final = ("msk_landing", "batch_landing", "alert_evaluator")
+"""The Lambda functions of ``lambdas/``: each ships ``lambdas/<name>/handler.py`` and what it imports."""
+
+
+def _module_file(base: Path, module: str) -> Path | None:
+    path = base.joinpath(*module.split("."))
+    for candidate in (path.with_suffix(".py"), path / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imported(tree: ast.AST, package: str) -> set[str]:
+    """Modules of ``package`` an AST imports (at any depth: lazy imports count), by absolute name."""
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name.split(".")[0] == package)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module \
+                and node.module.split(".")[0] == package:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)  # submodules, when they are
+    return found
+
+
+def import_closure(base: Path, module: str) -> list[Path]:
+    """The source files of ``module`` and of every module of its top-level package it imports,
+    transitively, with their packages' ``__init__.py``: what the module can run."""
+    package = module.split(".")[0]
+    todo, seen, files = [module], set(), set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        path = _module_file(base, name)
+        if path is None:
+            continue  # an attribute imported from a module, not a module
+        files.add(path)
+        parts = name.split(".")
+        todo.extend(".".join(parts[:n]) for n in range(1, len(parts)))
+        todo.extend(_imported(ast.parse(path.read_bytes(), str(path)), package))
+    return sorted(files)
+
+
+def function_artifact(function: str, root: Path | None = None) -> Artifact:
+    """One Lambda function's zip: its handler and the modules of ``lambdas`` it imports (the core and the
+    third-party packages come with the layer)."""
+    base = project_root() if root is None else root
+    files = import_closure(base, f"lambdas.{function}.handler")
+    return zip_artifact(f"lambda-{function.replace('_', '-')}",
+                        [(path.parent.relative_to(base).as_posix(), path.relative_to(base)) for path in files], base)
+
+
 @dataclass(frozen=True, slots=True)
 class Bundle:
     """Every artifact a stack ships, built once per render."""
 
     core_layer: Artifact  # python/dataforge/... + its third-party deps (Lambda layer layout, arm64)
     core_zip: Artifact  # dataforge/... + spark/... (Glue --extra-py-files: jobs import spark.runtime, transforms)
-    lambdas: Artifact  # lambdas/... (handlers: lambdas.<name>.handler.handler)
+    functions: dict[str, Artifact]  # per Lambda function: lambdas/<name>/handler.py and what it imports
     api: Artifact  # the Chalice app with the core vendored
     connectors: Path  # MSK Connect connector configs
 
     def archives(self) -> dict[str, Artifact]:
         """The built archives by role (what ``dataforge plan --summary`` lists with their sizes)."""
         return {"core layer (Lambda)": self.core_layer, "Glue --extra-py-files": self.core_zip,
-                "Lambda handlers": self.lambdas, "API (Chalice)": self.api}
+                **{f"Lambda {name}": artifact for name, artifact in self.functions.items()},
+                "API (Chalice)": self.api}
 
 
 GLUE_JOBS: Final = ("streaming_enrichment", "batch_enrichment", "daily_aggregation", "backfill", "export_gold")
@@ -217,7 +288,7 @@ def layer_dependencies() -> Path:
     except importlib.metadata.PackageNotFoundError as exc:
         raise InfraError(f"{exc.name} is not installed: run `make setup` (uv sync --all-extras)") from exc
     wheel = native_wheel()
-    layer = "\n".join([LAMBDA_PLATFORM, LAMBDA_PYTHON, *pins, wheel.name, wheel.parent.name])
+    layer = "\n".join([LAMBDA_PLATFORM, LAMBDA_PYTHON, *pins, wheel.name, wheel.parent.name, *_INSTALLER_LEFTOVERS])
     key = hashlib.sha256(layer.encode()).hexdigest()[:16]
     folder = cache_dir() / "lambda-layer" / key
     target = folder / "python"
@@ -227,6 +298,9 @@ def layer_dependencies() -> Path:
                    LAMBDA_PLATFORM, "--python-version", LAMBDA_PYTHON, "--only-binary", ":all:", "--no-compile",
                    "--cache-dir", str(cache_dir() / "uv"), *pins, str(wheel)]
         _run(command, "building the Lambda layer's dependencies")
+        for leftover in _INSTALLER_LEFTOVERS:
+            path = target / leftover
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
         (folder / ".complete").write_text("\n".join([*pins, wheel.name]) + "\n")
     return target
 
@@ -247,16 +321,20 @@ def _api_artifact(base: Path) -> Artifact:
     packaged = base / CHALICE_PACKAGE
     if packaged.is_file():
         return _write("api", ".zip", packaged.read_bytes())
-    return zip_artifact("api", [("", Path("chalice_api")), *_chalice_runtime()], base)
+    return zip_artifact("api", [("", Path("chalice_api/app.py")), ("chalicelib", Path("chalice_api/chalicelib")),
+                                *_chalice_runtime()], base)
 
 
 def build_bundle(root: Path | None = None) -> Bundle:
     base = project_root() if root is None else root
     return Bundle(
         core_layer=zip_artifact("core-layer", [("python/dataforge", Path("dataforge")),
+                                               *[("python/dataforge/_data/reference", f) for f in REFERENCE_FILES],
                                                ("python", layer_dependencies())], base),
-        core_zip=zip_artifact("glue-libs", [("dataforge", Path("dataforge")), ("spark", Path("spark"))], base),
-        lambdas=zip_artifact("lambdas", [("lambdas", Path("lambdas"))], base),
+        core_zip=zip_artifact("glue-libs", [("dataforge", Path("dataforge")),
+                                            *[("dataforge/_data/reference", f) for f in REFERENCE_FILES],
+                                            ("spark", Path("spark"))], base),
+        functions={function: function_artifact(function, base) for function in LAMBDA_FUNCTIONS},
         api=_api_artifact(base),
         connectors=Path(__file__).resolve().parent / "connectors",
     )

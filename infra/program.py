@@ -15,7 +15,7 @@ import pulumi_aws as aws
 from dataforge import envvars
 from dataforge.lake import SupportBucket, Zone
 from infra import artifacts, iam, tagging
-from infra.components.api import Api, ApiArgs
+from infra.components.api import API_FUNCTION, Api, ApiArgs
 from infra.components.catalog import Catalog, CatalogArgs
 from infra.components.dashboard import Dashboard, DashboardArgs
 from infra.components.ingestion import Ingestion, IngestionArgs
@@ -56,7 +56,7 @@ def build(s: StackSettings, source_root: Path | None = None) -> None:
 
     ingestion = Ingestion("ingestion", IngestionArgs(
         base_name=base, settings=s.ingestion,
-        runtime=_runtime(bundle.lambdas, core_layer, {**platform, **_landing_environment(lake, streaming)}, lake, s),
+        runtime=_runtime(bundle.functions, core_layer, {**platform, **_landing_environment(lake, streaming)}, lake, s),
         lake=lake, streaming=streaming, serving=serving, network=network))
     processing = Processing("processing", ProcessingArgs(
         base_name=base, settings=s.processing, jobs=standard_jobs(_glue_scripts(source_root)), core=bundle.core_zip,
@@ -65,7 +65,7 @@ def build(s: StackSettings, source_root: Path | None = None) -> None:
         log_retention_days=s.log_retention_days))
     api = Api("api", ApiArgs(
         base_name=base, settings=s.api,
-        runtime=_runtime(bundle.api, core_layer, _api_environment(s, platform, lake, serving), lake, s),
+        runtime=_runtime({API_FUNCTION: bundle.api}, core_layer, _api_environment(s, platform, lake, serving), lake, s),
         statements=_api_statements(lake, catalog, serving)))
     dashboard = Dashboard("dashboard", DashboardArgs(
         base_name=base, region=s.region, settings=s.dashboard,
@@ -74,7 +74,7 @@ def build(s: StackSettings, source_root: Path | None = None) -> None:
         log_retention_days=s.log_retention_days))
     observability = Observability("observability", ObservabilityArgs(
         base_name=base, env=s.env, region=s.region, settings=s.alerts,
-        runtime=_runtime(bundle.lambdas, core_layer, platform, lake, s), serving=serving, streaming=streaming,
+        runtime=_runtime(bundle.functions, core_layer, platform, lake, s), serving=serving, streaming=streaming,
         query_timeout_seconds=s.api.query_timeout_seconds,
         watched=Watched(lambda_functions=[ingestion.landing_function_name, ingestion.batch_function_name,
                                           api.function_name],
@@ -110,7 +110,7 @@ def _core_layer(base: str, bundle: artifacts.Bundle) -> aws.lambda_.LayerVersion
         compatible_architectures=["arm64"], description=f"dataforge core {bundle.core_layer.short_hash}")
 
 
-def _runtime(code: artifacts.Artifact, layer: aws.lambda_.LayerVersion,
+def _runtime(code: Mapping[str, artifacts.Artifact], layer: aws.lambda_.LayerVersion,
              environment: Mapping[str, pulumi.Input[str]], lake: LakeRefs, s: StackSettings) -> FunctionRuntime:
     return FunctionRuntime(code=code, core_layer_arn=layer.arn, environment=environment,
                            kms_key_arn=lake.kms_key_arn, log_retention_days=s.log_retention_days)

@@ -14,6 +14,7 @@ import pulumi
 
 from dataforge.lake import SupportBucket, Zone
 from infra.artifacts import Artifact
+from infra.errors import InfraError
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,12 +75,18 @@ class ServingRefs:
 
 @dataclass(frozen=True, slots=True)
 class FunctionRuntime:
-    """What every Lambda of the platform shares: its code, the core layer, the platform's environment
-    (``dataforge.envvars`` names), the key its logs and environment are encrypted with, and the log
-    retention."""
+    """What the Lambdas of a component share: the code of each function by name (``code_of``), the core
+    layer, the platform's environment (``dataforge.envvars`` names), the key their logs and environment
+    are encrypted with, and the log retention."""
 
-    code: Artifact
+    code: Mapping[str, Artifact]
     core_layer_arn: pulumi.Input[str]
     environment: Mapping[str, pulumi.Input[str]]
     kms_key_arn: pulumi.Input[str]
     log_retention_days: int
+
+    def code_of(self, function: str) -> Artifact:
+        try:
+            return self.code[function]
+        except KeyError:
+            raise InfraError(f"no code built for the function {function!r}; built: {', '.join(self.code)}") from None

@@ -16,12 +16,13 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from dataforge import lake, schemas
 from dataforge.errors import SettingsError
 from dataforge.settings import LOCAL_ENV, Settings
 from spark.errors import JobError
+from spark.schemas import spark_schema
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -29,6 +30,18 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _PASSTHROUGH_ENV = ("AWS_ENDPOINT_URL", "AWS_REGION")
+
+# The SQL settings every DataForge job runs with, on Glue (``session`` sets them on GlueContext's
+# session) and locally (the toolkit's session includes them).
+JOB_SQL_CONF: Final[Mapping[str, str]] = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.sources.partitionOverwriteMode": "dynamic",
+    # The jobs' only window is the dedupe (row_number() = 1 per event_id). Spark 3.5 would put a
+    # partial WindowGroupLimit before its shuffle: a map-side sort of every row that drops only the
+    # rare duplicates. Off, the dedupe sorts once, after the shuffle (less CPU in the scan stage;
+    # bench/daily_aggregation_vs_duckdb.py).
+    "spark.sql.optimizer.windowGroupLimitThreshold": "-1",
+}
 
 
 def _on_glue() -> bool:
@@ -75,20 +88,23 @@ def settings_from(args: Mapping[str, str]) -> Settings:
 
 
 def session(app_name: str, settings: Settings) -> SparkSession:
-    """Glue's session on Glue; the Glue-like local session (S3A -> moto) elsewhere."""
+    """Glue's session (``GlueContext``) on Glue, with the jobs' SQL settings; elsewhere the active
+    session, which the developer toolkit starts (``dataforge jobs run``, the embedded platform)."""
     if _on_glue():
         from awsglue.context import GlueContext  # type: ignore[import-not-found]
         from pyspark.context import SparkContext
-
-        from dataforge.local.spark import JOB_SQL_CONF
 
         glue_session: SparkSession = GlueContext(SparkContext.getOrCreate()).spark_session
         for key, value in JOB_SQL_CONF.items():
             glue_session.conf.set(key, value)
         return glue_session
-    from dataforge.local.spark import build_session
+    from pyspark.sql import SparkSession
 
-    return build_session(app_name, endpoint_url=settings.endpoint_url or "")
+    active = SparkSession.getActiveSession()
+    if active is None:
+        raise JobError(f"{app_name}: no Spark session. On Glue the job runs in GlueContext's session; "
+                       "on this machine run it through the toolkit (`dataforge jobs run`), which starts one")
+    return active
 
 
 def dates(first: date, last: date) -> list[date]:
@@ -159,13 +175,13 @@ def read_table(spark: SparkSession, uri: str, table: schemas.Table, partition: d
     from pyspark.sql import functions as F
 
     if partition is not None:
-        schema = schemas.spark_schema(table, include_partitions=False)
+        schema = spark_schema(table, include_partitions=False)
         if not exists(spark, uri):
-            return spark.createDataFrame([], schemas.spark_schema(table))
+            return spark.createDataFrame([], spark_schema(table))
         return spark.read.schema(schema).parquet(uri).withColumn("event_date", F.lit(partition))
     if not exists(spark, uri):
-        return spark.createDataFrame([], schemas.spark_schema(table))
-    return spark.read.schema(schemas.spark_schema(table)).parquet(uri)
+        return spark.createDataFrame([], spark_schema(table))
+    return spark.read.schema(spark_schema(table)).parquet(uri)
 
 
 # --- Glue catalog -------------------------------------------------------------------------------

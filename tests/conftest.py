@@ -19,13 +19,13 @@ import pytest
 
 from dataforge import envvars
 from dataforge.lake import TRANSACTIONS_TOPIC
-from dataforge.local import AWS_ENV_TO_CLEAR, FAKE_AWS_ENV, LOCAL_AWS_REGION, TRANSACTIONS_PARTITIONS
+from devkit.local import AWS_ENV_TO_CLEAR, FAKE_AWS_ENV, LOCAL_AWS_REGION, TRANSACTIONS_PARTITIONS
 
 if TYPE_CHECKING:  # imported lazily below: the unit tier needs neither boto3 sessions nor confluent-kafka
     import boto3
 
-    from dataforge.local.kafka import KafkaBroker
-    from dataforge.local.moto_server import MotoServer
+    from devkit.local.kafka import KafkaBroker
+    from devkit.local.moto_server import MotoServer
 
 
 # Fixture modules of the other tiers (one Spark session, the served API, the dashboard) live in
@@ -36,7 +36,7 @@ pytest_plugins = ["tests.fixtures.spark", "tests.fixtures.api", "tests.fixtures.
 @pytest.fixture(scope="session")
 def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
     """A started moto server (all AWS APIs) on a free port of 127.0.0.1, for the whole session."""
-    from dataforge.local.moto_server import MotoServer
+    from devkit.local.moto_server import MotoServer
 
     server = MotoServer(logs_dir=tmp_path_factory.mktemp("moto") / "logs")
     try:
@@ -50,7 +50,7 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer
 @pytest.fixture(scope="session")
 def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
     """A started Kafka broker (KRaft, single node) with the ``transactions`` topic (3 partitions)."""
-    from dataforge.local.kafka import KafkaBroker, create_topics
+    from devkit.local.kafka import KafkaBroker, create_topics
 
     base = tmp_path_factory.mktemp("kafka")
     broker = KafkaBroker(base, logs_dir=base / "logs")

@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
-from dataforge.generator import GeneratedEvent
 from dataforge.reference import default_fx
+from devkit.generator import GeneratedEvent
 
 Q4, CENT = Decimal("0.0001"), Decimal("0.01")
 

@@ -9,9 +9,10 @@ it), so an expiry under load costs DynamoDB one query, not one per waiting clien
 entry is being reloaded (and for at most one more TTL), other callers get the expired value instead of
 waiting: one request per key and TTL pays the round trip, not everyone queued behind it.
 
-Cached values are shared between callers: treat them as read-only. Every ``get`` is noted for
-``chalicelib.reuse`` (what a response was computed from); ``holds`` tells whether a ``get`` would now
-return a given value without loading.
+Cached values are shared between callers: treat them as read-only. Every ``get`` is told to the
+cache's ``Recorder`` (``chalicelib.recording``: what a response was computed from, recorded only when a
+server injects a recorder); ``holds`` tells whether a ``get`` would now return a given value without
+loading.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from chalicelib import reuse
+from chalicelib.recording import NO_RECORDING, Recorder
 
 V = TypeVar("V")
 
@@ -53,9 +54,10 @@ class TtlCache(Generic[V]):
 
     def __init__(
         self, ttl_seconds: float, max_entries: int, *, clock: Callable[[], float] = time.monotonic,
+        recorder: Recorder = NO_RECORDING,
     ) -> None:
         self.ttl_seconds, self.max_entries = ttl_seconds, max_entries
-        self._clock = clock
+        self._clock, self._recorder = clock, recorder
         self._lock = threading.Lock()
         self._entries: OrderedDict[Hashable, tuple[float, V]] = OrderedDict()
         self._flights: dict[Hashable, _Flight] = {}
@@ -68,7 +70,7 @@ class TtlCache(Generic[V]):
 
     def get(self, key: Hashable, load: Callable[[], V]) -> V:
         value = self._get(key, load)
-        reuse.read(self, key, value)
+        self._recorder.read(self, key, value)
         return value
 
     def holds(self, key: Hashable, value: object) -> bool:

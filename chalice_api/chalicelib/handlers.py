@@ -10,7 +10,7 @@ from typing import Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib import params, reuse, tokens
+from chalicelib import params, tokens
 from chalicelib.config import DEFAULT_PAGE_SIZE, MAX_KPI_RANGE_DAYS, MAX_PAGE_SIZE, MAX_SQL_CHARS
 from chalicelib.errors import BadRequestError, DependencyError, NotFoundError
 from chalicelib.repositories import ALERT_INDEX_KEY_NAMES, TABLE_KEY_NAMES, Item, Page
@@ -147,7 +147,7 @@ def realtime(services: Services, query: Params) -> dict[str, Any]:
     minutes = params.integer(query, "minutes", default=60, low=1, high=MAX_REALTIME_MINUTES)
     now = services.clock()
     second = now.replace(microsecond=0)  # the answer is the same until the clock leaves this second
-    reuse.depend(lambda: second <= services.clock() < second + ONE_SECOND)
+    services.recorder.depend(lambda: second <= services.clock() < second + ONE_SECOND)
     first = now - timedelta(minutes=minutes - 1)
     rows, newest_minute = services.realtime().window(first, now).derive("realtime", realtime_rows)
     freshness = None if newest_minute is None else max(0, int((now - newest_minute).total_seconds()))

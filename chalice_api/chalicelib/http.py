@@ -1,8 +1,9 @@
 """The edge between Chalice and the handlers: API-key check, JSON responses, error envelope.
 
-``Runtime`` holds the configuration and services, built lazily on the first request (cold start)
-and replaceable in tests (``runtime.use(services)``). A view marked ``reusable`` records what its answer
-was computed from (``chalicelib.reuse``): its cached reads, the services it used (so the key it was
+``Runtime`` holds the configuration and services, built lazily on the first request (cold start) by a
+factory a local server may replace (``runtime.build_with``), and replaceable in tests
+(``runtime.use(services)``). A view marked ``reusable`` tells the services' ``Recorder`` what its answer
+was computed from (``chalicelib.recording``): its cached reads, the services it used (so the key it was
 checked against), and what the view itself declares.
 """
 
@@ -19,9 +20,9 @@ import msgspec
 from chalice.app import BadRequestError as ChaliceBadRequest
 from chalice.app import Chalice, CORSConfig, Response
 
-from chalicelib import reuse
 from chalicelib.config import API_KEY_HEADER, ApiConfig
 from chalicelib.errors import ApiError, ForbiddenError, TooManyRequestsError, UnauthorizedError
+from chalicelib.recording import NO_RECORDING, Recorder
 from chalicelib.services import Services
 from dataforge.errors import SettingsError
 from dataforge.settings import Settings
@@ -37,12 +38,24 @@ class Runtime:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._services: Services | None = None
+        self._make: Callable[[ApiConfig], Services] = Services
 
     def services(self) -> Services:
         with self._lock:
             if self._services is None:
-                self._services = Services(ApiConfig.from_env())
+                self._services = self._make(ApiConfig.from_env())
             return self._services
+
+    def recorder(self) -> Recorder:
+        """The recorder of the current services (none yet: they will be built with the factory's)."""
+        services = self._services
+        return services.recorder if services is not None else NO_RECORDING
+
+    def build_with(self, make: Callable[[ApiConfig], Services]) -> None:
+        """How the services are built on the first request (a local server injects its engine and
+        recorder); forgets services built before."""
+        with self._lock:
+            self._make, self._services = make, None
 
     def is_current(self, services: Services) -> bool:
         """Whether ``services`` are still the ones requests get (no lock: one attribute read)."""
@@ -92,27 +105,28 @@ def endpoint(
 ) -> Callable[[F], F]:
     """Wrap a view: key check, JSON body, ``ApiError`` -> its status, anything else -> logged 500.
 
-    ``reusable``: the view reads only through ``TtlCache`` (and ``reuse.depend``s on anything else that
-    can change its answer, the clock included), so a 200 of it may be sent again while those hold."""
+    ``reusable``: the view reads only through ``TtlCache`` (and tells ``services.recorder`` what else can
+    change its answer, the clock included), so a 200 of it may be sent again while those hold."""
 
     def decorate(view: F) -> F:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Response:
             if not reusable:
                 return answer(*args, **kwargs)
-            reuse.start()
+            recorder = runtime.recorder()
+            recorder.start()
             response: Response | None = None
             try:
                 response = answer(*args, **kwargs)
                 return response
             finally:
-                reuse.finish(response is not None and response.status_code == 200)
+                recorder.finish(response is not None and response.status_code == 200)
 
         def answer(*args: Any, **kwargs: Any) -> Response:
             try:
                 services = runtime.services()
                 if reusable:
-                    reuse.depend(lambda: runtime.is_current(services))
+                    services.recorder.depend(lambda: runtime.is_current(services))
                 if auth:
                     check_api_key(getattr(app.current_request, "headers", None), services.config.api_key)
                 return json_response(view(*args, **kwargs), status)

@@ -82,7 +82,7 @@ def _mib(size: int) -> str:
 
 
 class AthenaLike(Protocol):
-    """The four Athena calls the runner makes (boto3's Athena client, or ``LocalAthena``)."""
+    """The four Athena calls the runner makes (boto3's Athena client, or a ``LocalEngine``)."""
 
     @property
     def start_query_execution(self) -> Callable[..., Any]: ...
@@ -92,6 +92,16 @@ class AthenaLike(Protocol):
     def get_query_results(self) -> Callable[..., Any]: ...
     @property
     def stop_query_execution(self) -> Callable[..., Any]: ...
+
+
+class LocalEngine(AthenaLike, Protocol):
+    """A query engine that stands in for Athena on one machine (the toolkit's DuckDB engine)."""
+
+    def check(self) -> None:
+        """Raise ``DependencyError`` unless the engine can run queries (the health check)."""
+
+    def close(self) -> None:
+        """Stop running queries and release the engine."""
 
 
 def _iso(value: Any) -> str | None:

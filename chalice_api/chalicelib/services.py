@@ -1,4 +1,9 @@
-"""The API's dependencies, created lazily on first use (never at import) and injectable in tests."""
+"""The API's dependencies, created lazily on first use (never at import) and injectable.
+
+What only a local server needs is injected by it (the developer toolkit): a ``Recorder`` of what each
+response was computed from, and the local query engine that stands in for Athena
+(``query_engine = "duckdb"``). On Lambda neither exists: nothing is recorded and the engine is Athena.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +19,10 @@ from botocore.config import Config
 from chalicelib.cache import TtlCache
 from chalicelib.catalog import GlueCatalog
 from chalicelib.config import CATALOG_TTL_SECONDS, ApiConfig
+from chalicelib.errors import DependencyError
+from chalicelib.recording import NO_RECORDING, Recorder
 from chalicelib.repositories import AlertRepository, KpiRepository, RealtimeRepository
-from chalicelib.runner import AthenaLike, QueryRunner
+from chalicelib.runner import AthenaLike, LocalEngine, QueryRunner
 
 if TYPE_CHECKING:
     from mypy_boto3_athena import AthenaClient
@@ -23,9 +30,8 @@ if TYPE_CHECKING:
     from mypy_boto3_glue import GlueClient
     from mypy_boto3_s3 import S3Client
 
-    from chalicelib.duckdb_engine import LocalAthena
-
 T = TypeVar("T")
+EngineFactory = Callable[["Services"], LocalEngine]
 
 # One client serves every request thread: botocore's default pool (10 connections) would make
 # concurrent cache misses wait for, or churn, connections to DynamoDB.
@@ -36,9 +42,11 @@ class Services:
     def __init__(
         self, config: ApiConfig, *, session: boto3.Session | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        recorder: Recorder = NO_RECORDING, local_engine: EngineFactory | None = None,
     ) -> None:
-        self.config, self.clock = config, clock
+        self.config, self.clock, self.recorder = config, clock, recorder
         self._session = session
+        self._engine_factory = local_engine
         self._lock = threading.RLock()
         self._made: dict[str, Any] = {}
 
@@ -73,20 +81,20 @@ class Services:
         client: AthenaClient = self._client("athena")
         return client
 
+    def _cache(self, ttl_seconds: float) -> TtlCache[Any]:
+        return TtlCache(ttl_seconds, self.config.cache.max_entries, recorder=self.recorder)
+
     def kpis(self) -> KpiRepository:
-        cache = self.config.cache
         return self._once("kpis", lambda: KpiRepository(
-            self.dynamodb(), self.config.metrics_table, TtlCache(cache.kpi_ttl_seconds, cache.max_entries)))
+            self.dynamodb(), self.config.metrics_table, self._cache(self.config.cache.kpi_ttl_seconds)))
 
     def realtime(self) -> RealtimeRepository:
-        cache = self.config.cache
         return self._once("realtime", lambda: RealtimeRepository(
-            self.dynamodb(), self.config.metrics_table, TtlCache(cache.realtime_ttl_seconds, cache.max_entries)))
+            self.dynamodb(), self.config.metrics_table, self._cache(self.config.cache.realtime_ttl_seconds)))
 
     def alerts(self) -> AlertRepository:
-        cache = self.config.cache
         return self._once("alerts", lambda: AlertRepository(
-            self.dynamodb(), self.config.alerts_table, TtlCache(cache.alerts_ttl_seconds, cache.max_entries)))
+            self.dynamodb(), self.config.alerts_table, self._cache(self.config.cache.alerts_ttl_seconds)))
 
     def catalog(self) -> GlueCatalog:
         return self._once("catalog", lambda: GlueCatalog(
@@ -98,28 +106,13 @@ class Services:
             return engine
         return self.local_engine()
 
-    def local_engine(self) -> LocalAthena:
-        def make() -> LocalAthena:
-            from chalicelib.duckdb_engine import EngineLimits, LocalAthena, S3Access
-
-            settings = self.config.settings
-
-            def access() -> S3Access:
-                credentials = self.session().get_credentials()
-                if credentials is None:
-                    from chalicelib.errors import DependencyError
-
-                    raise DependencyError("no AWS credentials for the local query engine's S3 access")
-                frozen = credentials.get_frozen_credentials()
-                return S3Access(settings.endpoint_url, settings.region, frozen.access_key or "",
-                                frozen.secret_key or "", frozen.token)
-
-            buckets = [b for b in (settings.silver_bucket, settings.gold_bucket) if b]
-            return LocalAthena(self.catalog(), self.s3, access, allowed_buckets=buckets,
-                               timeout_seconds=self.config.query_timeout_seconds,
-                               limits=EngineLimits(memory_mb=self.config.local_query_memory_mb))
-
-        return self._once("local_engine", make)
+    def local_engine(self) -> LocalEngine:
+        """The injected local query engine (the toolkit's DuckDB engine), made once."""
+        factory = self._engine_factory
+        if factory is None:
+            raise DependencyError("the query engine is set to the local one (DATAFORGE_QUERY_ENGINE=duckdb) but "
+                                  "none is running here; serve the API with the toolkit (`dataforge api serve`)")
+        return self._once("local_engine", lambda: factory(self))
 
     def runner(self) -> QueryRunner:
         settings = self.config.settings

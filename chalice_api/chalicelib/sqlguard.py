@@ -40,7 +40,7 @@ from sqlglot import exp
 from sqlglot.dialects.trino import Trino
 from sqlglot.errors import OptimizeError, ParseError, TokenError
 from sqlglot.optimizer.scope import traverse_scope
-from sqlglot.tokens import Token
+from sqlglot.tokenizer_core import Token
 
 from chalicelib.errors import SqlRefusedError
 
@@ -147,7 +147,7 @@ class _BacktrackingBudgetExceeded(Exception):
     the parser itself catches while trying alternatives)."""
 
 
-class _GuardedParser(Trino.Parser):  # type: ignore[misc]
+class _GuardedParser(Trino.Parser):  # type: ignore[misc,valid-type]
     """Trino's parser with a budget on backtracking.
 
     sqlglot tries some constructs, steps back and parses them again another way; in a few shapes
@@ -172,7 +172,7 @@ class _GuardedParser(Trino.Parser):  # type: ignore[misc]
         super()._retreat(index)
 
 
-class _GuardedTrino(Trino):  # type: ignore[misc]
+class _GuardedTrino(Trino):
     Parser = _GuardedParser
 
 

@@ -1,6 +1,6 @@
 """Regenerate the sample events in this folder (deterministic; rerun after a contract change).
 
-    PYTHONPATH=. python data/samples/make_samples.py
+    .venv/bin/python data/samples/make_samples.py
 
 Writes ``transaction_event.json`` (one valid schema-v1 event), ``invalid/<reason>.json`` (one record
 per reason the record validator can give, each breaking only that rule), and the batch files
@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from dataforge.contract import FIELD_NAMES, Reason, Rejection, Validator
-from dataforge.generator import RECORD_REASONS, GeneratorConfig, generate_events
 from dataforge.reference import load_fx, load_merchants
+from devkit.generator import RECORD_REASONS, GeneratorConfig, generate_events
 
 log = logging.getLogger("make_samples")
 

@@ -18,6 +18,7 @@ from infra.settings import ApiSettings
 
 STAGE: Final = "api"
 CHALICE_HANDLER: Final = "app.app"
+API_FUNCTION: Final = "api"  # the name of the API's code in its ``FunctionRuntime``
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +40,7 @@ class Api(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         api, runtime = args.settings, args.runtime
         function = Function(f"{name}-handler", FunctionArgs(
-            function_name=f"{args.base_name}-api", handler=CHALICE_HANDLER, code=runtime.code,
+            function_name=f"{args.base_name}-api", handler=CHALICE_HANDLER, code=runtime.code_of(API_FUNCTION),
             layers=[runtime.core_layer_arn], environment=runtime.environment, statements=args.statements,
             log_retention_days=runtime.log_retention_days, kms_key_arn=runtime.kms_key_arn, memory_mb=api.memory_mb,
             timeout_seconds=30, description="DataForge analytics API (Chalice)"), opts=child)
@@ -62,7 +63,7 @@ class Api(pulumi.ComponentResource):
                                source_arn=pulumi.Output.concat(rest.execution_arn, "/*/*"), opts=child)
         deployment = aws.apigateway.Deployment(
             f"{name}-deployment", rest_api=rest.id,
-            triggers={"code": runtime.code.sha256, "auth": api.auth},
+            triggers={"code": runtime.code_of(API_FUNCTION).sha256, "auth": api.auth},
             opts=pulumi.ResourceOptions(parent=self, depends_on=integrations))
         access_logs = aws.cloudwatch.LogGroup(f"{name}-access-logs", name=f"/aws/apigateway/{args.base_name}-api",
                                               retention_in_days=runtime.log_retention_days, opts=child)

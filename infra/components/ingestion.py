@@ -64,7 +64,8 @@ class Ingestion(pulumi.ComponentResource):
                envvars.METRICS_TABLE: metrics_table.name}
         landing = Function(f"{name}-msk-landing", FunctionArgs(
             function_name=f"{args.base_name}-msk-landing", handler="lambdas.msk_landing.handler.handler",
-            code=runtime.code, layers=[runtime.core_layer_arn], environment=env, statements=stream_statements,
+            code=runtime.code_of("msk_landing"), layers=[runtime.core_layer_arn], environment=env,
+            statements=stream_statements,
             log_retention_days=runtime.log_retention_days, kms_key_arn=runtime.kms_key_arn,
             memory_mb=sizing.memory_mb, timeout_seconds=sizing.timeout_seconds,
             reserved_concurrency=sizing.reserved_concurrency, subnet_ids=args.network.private_subnet_ids,
@@ -79,7 +80,7 @@ class Ingestion(pulumi.ComponentResource):
             opts=child)
         batch = Function(f"{name}-batch-landing", FunctionArgs(
             function_name=f"{args.base_name}-batch-landing", handler="lambdas.batch_landing.handler.handler",
-            code=runtime.code, layers=[runtime.core_layer_arn], environment=env,
+            code=runtime.code_of("batch_landing"), layers=[runtime.core_layer_arn], environment=env,
             statements=[*writes, *iam.s3_read(landing_bucket.arn, BATCH_PREFIX),
                         iam.allow(["s3:GetObjectVersion"],
                                   [pulumi.Output.concat(landing_bucket.arn, "/", BATCH_PREFIX, "*")])],

@@ -95,7 +95,7 @@ class Observability(pulumi.ComponentResource):
 
         evaluator = Function(f"{name}-alert-evaluator", FunctionArgs(
             function_name=f"{args.base_name}-alert-evaluator", handler="lambdas.alert_evaluator.handler.handler",
-            code=runtime.code, layers=[runtime.core_layer_arn],
+            code=runtime.code_of("alert_evaluator"), layers=[runtime.core_layer_arn],
             environment={**runtime.environment, envvars.METRICS_TABLE: metrics_table.name,
                          envvars.ALERTS_TABLE: alerts_table.name, envvars.ALERTS_TOPIC_ARN: topic.arn,
                          envvars.ALERT_RULES: alerts.rules_json, envvars.ATHENA_WORKGROUP: args.serving.workgroup.name,

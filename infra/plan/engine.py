@@ -157,8 +157,8 @@ def render(stack: str, root: Path | None = None, overrides: Mapping[str, Any] | 
     from pulumi.runtime.stack import run_pulumi_func
     from pulumi.runtime.sync_await import _sync_await
 
-    from dataforge.paths import project_root
     from infra import program
+    from infra.artifacts import project_root
 
     base = project_root() if root is None else root
     config = load_stack_config(stack, base, overrides)
@@ -198,7 +198,7 @@ def enable_bytecode_cache() -> None:
 
     pulumi-aws is thousands of modules; with ``PYTHONDONTWRITEBYTECODE`` set, every process would
     compile them again (tens of seconds). The cache goes to the project's ignored ``.cache``."""
-    from dataforge.paths import cache_dir
+    from infra.artifacts import cache_dir
 
     if sys.dont_write_bytecode or sys.pycache_prefix is None:
         sys.dont_write_bytecode = False

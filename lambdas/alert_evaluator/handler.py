@@ -22,6 +22,7 @@ from dataforge.alerts import parse_rules
 from dataforge.settings import Settings
 from lambdas.common.alerting import AlertEvaluator, AlertingConfig, RunResult
 from lambdas.common.errors import QueryStopError
+from lambdas.common.lazy import Lazy
 from lambdas.common.observability import logger as make_logger
 from lambdas.common.observability import metrics as make_metrics
 from lambdas.common.query_timeouts import StopResult, stop_overdue_queries
@@ -32,10 +33,6 @@ metrics = make_metrics(SERVICE)
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 QueryStopper = Callable[[], StopResult | None]  # None: no workgroup to watch (the embedded platform)
-
-_evaluator: AlertEvaluator | None = None
-_stopper: QueryStopper | None = None
-
 
 def build_evaluator(settings: Settings | None = None,
                     clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> AlertEvaluator:
@@ -72,20 +69,6 @@ def build_stopper(settings: Settings | None = None, clock: Callable[[], datetime
     return stop
 
 
-def _default_evaluator() -> AlertEvaluator:
-    global _evaluator
-    if _evaluator is None:
-        _evaluator = build_evaluator()
-    return _evaluator
-
-
-def _default_stopper() -> QueryStopper:
-    global _stopper
-    if _stopper is None:
-        _stopper = build_stopper()
-    return _stopper
-
-
 def make_handler(get_evaluator: Callable[[], AlertEvaluator],
                  get_stopper: Callable[[], QueryStopper] = lambda: lambda: None) -> Handler:
     @metrics.log_metrics(raise_on_empty_metrics=False)
@@ -114,4 +97,4 @@ def make_handler(get_evaluator: Callable[[], AlertEvaluator],
     return _handler  # type: ignore[no-any-return]
 
 
-handler: Handler = make_handler(_default_evaluator, _default_stopper)
+handler: Handler = make_handler(Lazy(build_evaluator), Lazy(build_stopper))

@@ -16,16 +16,14 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import S3Event, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from dataforge.contract import Validator
-from dataforge.reference import default_fx
 from dataforge.settings import Settings
-from lambdas.common.config import LandingConfig
-from lambdas.common.counters import IngestCounters
 from lambdas.common.errors import SupersededObjectError
 from lambdas.common.file_landing import FileLanding, is_batch_file
+from lambdas.common.lazy import Lazy
 from lambdas.common.observability import logger as make_logger
 from lambdas.common.observability import metrics as make_metrics
-from lambdas.common.storage import S3ObjectStore
+from lambdas.common.storage import ObjectStore
+from lambdas.common.wiring import landing_parts
 
 SERVICE = "batch-landing"
 logger = make_logger(SERVICE)
@@ -33,24 +31,9 @@ metrics = make_metrics(SERVICE)
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
-_landing: FileLanding | None = None
-
-
-def build_landing(settings: Settings | None = None, store: S3ObjectStore | None = None) -> FileLanding:
-    config = LandingConfig.from_settings(settings or Settings.from_env())
-    store = store or S3ObjectStore(endpoint_url=config.endpoint_url, region=config.region)
-    counters = (
-        IngestCounters(config.metrics_table, endpoint_url=config.endpoint_url, region=config.region)
-        if config.metrics_table else None
-    )
-    return FileLanding(config, store, Validator(default_fx().currencies), counters)
-
-
-def _default_landing() -> FileLanding:
-    global _landing
-    if _landing is None:
-        _landing = build_landing()
-    return _landing
+def build_landing(settings: Settings | None = None, store: ObjectStore | None = None) -> FileLanding:
+    """The production wiring (``landing_parts``)."""
+    return FileLanding(*landing_parts(settings, store))
 
 
 def make_handler(get_landing: Callable[[], FileLanding]) -> Handler:
@@ -88,4 +71,4 @@ def make_handler(get_landing: Callable[[], FileLanding]) -> Handler:
     return _handler  # type: ignore[no-any-return]
 
 
-handler: Handler = make_handler(_default_landing)
+handler: Handler = make_handler(Lazy(build_landing))

@@ -79,7 +79,7 @@ def silver_rows(enriched: DataFrame) -> DataFrame:
     """Rows that have a rate, in the silver table's column order and types."""
     from pyspark.sql import functions as F
 
-    from dataforge.schemas import spark_type
+    from spark.schemas import spark_type
 
     return enriched.filter(F.col("usd_rate").isNotNull()).select(
         *(F.col(c.name).cast(spark_type(c.type)).alias(c.name) for c in SILVER_TRANSACTIONS.all_columns)

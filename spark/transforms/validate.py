@@ -188,7 +188,7 @@ def _mapper(currencies: Collection[str], bronze: bool, clock: Callable[[], datet
 def _output_schema(df: DataFrame, bronze: bool) -> StructType:
     from pyspark.sql import types as t
 
-    from dataforge.schemas import spark_type
+    from spark.schemas import spark_type
 
     fields = [f for f in df.schema.fields if f.name != "raw"]
     fields.append(t.StructField("raw", t.StringType(), True))

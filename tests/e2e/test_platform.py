@@ -24,14 +24,15 @@ import msgspec
 import pytest
 
 from dataforge import envvars
-from dataforge.generator import GeneratedEvent, GeneratorConfig, generate_events
-from dataforge.local.bootstrap import bootstrap
-from dataforge.local.kafka import KafkaBroker, create_topics
-from dataforge.local.live import LiveConfig, LiveTraffic
-from dataforge.local.moto_server import MotoServer
-from dataforge.local.platform import PipelineConfig, PipelineReport, refine, run_pipeline
-from dataforge.local.spark import configure_s3a
-from dataforge.settings import Settings, local_environment
+from dataforge.settings import Settings
+from devkit.generator import GeneratedEvent, GeneratorConfig, generate_events
+from devkit.local import local_environment
+from devkit.local.bootstrap import bootstrap
+from devkit.local.kafka import KafkaBroker, create_topics
+from devkit.local.live import LiveConfig, LiveTraffic
+from devkit.local.moto_server import MotoServer
+from devkit.local.platform import PipelineConfig, PipelineReport, refine, run_pipeline
+from devkit.local.spark import configure_s3a
 from tests.kpi_reference import expected_gold
 
 pytestmark = pytest.mark.e2e
@@ -100,7 +101,7 @@ def _api_client(settings: Settings) -> Iterator[Any]:
     from chalicelib.config import ApiConfig
     from chalicelib.services import Services
 
-    from dataforge.cli.api import load_app
+    from devkit.cli.api import load_app
 
     load_app()
     previous = chalice_app.runtime._services

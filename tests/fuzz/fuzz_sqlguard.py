@@ -23,12 +23,7 @@ import logging
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-for path in (ROOT, ROOT / "chalice_api"):
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
-
-import atheris  # noqa: E402
+import atheris
 
 with atheris.instrument_imports(include=["sqlglot", "chalicelib"]):
     from chalicelib import sqlguard
@@ -36,10 +31,10 @@ with atheris.instrument_imports(include=["sqlglot", "chalicelib"]):
     from sqlglot import exp
     from sqlglot.optimizer.scope import traverse_scope
 
-import duckdb  # noqa: E402
+import duckdb
 
-from tests.fixtures.duckdb_parse import duckdb_refs  # noqa: E402
-from tests.fixtures.sql_corpus import ALLOWED, FUNCTION_SAMPLES, HOSTILE  # noqa: E402
+from tests.fixtures.duckdb_parse import duckdb_refs
+from tests.fixtures.sql_corpus import ALLOWED, FUNCTION_SAMPLES, HOSTILE
 
 MAX_ROWS = 50
 KNOWN = {"silver": frozenset({"transactions"}), "gold": frozenset({"daily_kpis"})}

@@ -18,19 +18,15 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-import atheris  # noqa: E402
+import atheris
 
 with atheris.instrument_imports(include=["dataforge"]):
     from dataforge.contract import FIELD_NAMES, MAX_JSON_DEPTH, Validator
 
-from dataforge.reference import default_fx  # noqa: E402
-from tests.fixtures.contract_agreement import assert_one_verdict  # noqa: E402
+from dataforge.reference import default_fx
+from tests.fixtures.contract_agreement import assert_one_verdict
 
-SAMPLES = ROOT / "data" / "samples"
+SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"
 HORIZON = datetime(2026, 12, 31, tzinfo=UTC)
 VALIDATORS = (Validator(default_fx().currencies, clock=lambda: HORIZON),
               Validator(default_fx().currencies, clock=lambda: HORIZON, native=False))

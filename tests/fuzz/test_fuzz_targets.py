@@ -40,4 +40,5 @@ def test_fuzz_target_runs_clean(target: Path, tmp_path: Path) -> None:
     found = sorted(path.name for path in crashes.iterdir())
     assert completed.returncode == 0, f"{target.name} found a crash ({found}):\n{output[-6000:]}"
     executed = _EXECUTED.search(output)
-    assert executed is not None and int(executed.group(1)) > 100, f"{target.name} barely ran:\n{output[-3000:]}"
+    assert executed is not None, f"{target.name} printed no final stats:\n{output[-3000:]}"
+    assert int(executed.group(1)) > 100, f"{target.name} barely ran:\n{output[-3000:]}"

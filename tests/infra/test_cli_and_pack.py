@@ -20,13 +20,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _cli() -> ModuleType:
-    # Loaded from its file so this test does not depend on the rest of the CLI package.
-    spec = importlib.util.spec_from_file_location("dataforge_cli_infra", ROOT / "dataforge" / "cli" / "infra.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from devkit.cli import infra
+
+    return infra
 
 
 def test_plan_command_prints_json_and_passes_the_checks(tmp_path: Path) -> None:

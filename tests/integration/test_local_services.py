@@ -20,11 +20,11 @@ from confluent_kafka.admin import AdminClient
 
 from dataforge import envvars
 from dataforge.lake import TRANSACTIONS_TOPIC
-from dataforge.local import pid_alive, process_cmdline
-from dataforge.local import services as services_module
-from dataforge.local.kafka import KafkaBroker, create_topics, probe
-from dataforge.local.moto_server import MotoServer
-from dataforge.local.moto_server import probe as moto_probe
+from devkit.local import pid_alive, process_cmdline
+from devkit.local import services as services_module
+from devkit.local.kafka import KafkaBroker, create_topics, probe
+from devkit.local.moto_server import MotoServer
+from devkit.local.moto_server import probe as moto_probe
 
 pytestmark = pytest.mark.integration
 
@@ -427,7 +427,7 @@ def test_services_of_a_killed_up_are_recorded_and_stopped_by_down(
     monkeypatch.setenv(envvars.HOME, str(home))
     state_path = home / "services.json"
     starter = subprocess.Popen(
-        [sys.executable, "-c", "from dataforge.local import services; services.up()"],
+        [sys.executable, "-c", "from devkit.local import services; services.up()"],
         cwd=Path(__file__).resolve().parents[2],
         env={**os.environ, envvars.HOME: str(home)},
     )
@@ -457,7 +457,7 @@ def test_services_of_a_killed_up_are_recorded_and_stopped_by_down(
 def test_services_cli_cycle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
-    from dataforge.cli.services import app
+    from devkit.cli.services import app
 
     monkeypatch.setenv(envvars.HOME, str(tmp_path / "home"))
     runner = CliRunner()

@@ -16,21 +16,21 @@ from confluent_kafka import KafkaError, KafkaException
 
 from dataforge.contract import Reason, Rejection, TransactionEvent, Validator
 from dataforge.errors import ServiceError
-from dataforge.generator import (
+from dataforge.reference import FxTable, Merchant, load_fx, load_merchants
+from devkit.generator import (
     RECORD_REASONS,
     GeneratedEvent,
     GeneratorConfig,
     generate_events,
     summary,
 )
-from dataforge.generator_sinks import (
+from devkit.generator_sinks import (
     KAFKA_PRODUCER_DEFAULTS,
     send_to_kafka,
     write_jsonl,
     write_stream,
 )
-from dataforge.paths import project_root
-from dataforge.reference import FxTable, Merchant, load_fx, load_merchants
+from devkit.paths import project_root
 
 REFERENCE = project_root() / "data" / "reference"
 START = datetime(2026, 11, 2, tzinfo=UTC)  # a Monday

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dataforge.local.live import LiveConfig, LiveCounters, chunk_seed, supervise
-from dataforge.local.platform import END_LAG, PipelineConfig
+from devkit.local.live import LiveConfig, LiveCounters, chunk_seed, supervise
+from devkit.local.platform import END_LAG, PipelineConfig
 
 NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from dataforge.errors import DependencyResolutionError
-from dataforge.local import maven
-from dataforge.local.maven import MARKER_NAME, jars_dir, maven_command, resolve_jars, run_maven
+from devkit.local import maven
+from devkit.local.maven import MARKER_NAME, jars_dir, maven_command, resolve_jars, run_maven
 
 POM = "<project><modelVersion>4.0.0</modelVersion><artifactId>{name}</artifactId></project>\n"
 

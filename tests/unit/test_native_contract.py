@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dataforge.contract import MAX_FUTURE_SKEW, Admitted, Rejection, Validator, epoch_us
-from dataforge.generator import GeneratorConfig, generate_events
 from dataforge.reference import default_fx
+from devkit.generator import GeneratorConfig, generate_events
 from tests.unit.test_contract import _MUTATIONS, BASE, CURRENCIES, NOW, encode, with_
 
 HORIZON_US = epoch_us(NOW + MAX_FUTURE_SKEW)

@@ -13,8 +13,8 @@ import pytest
 from botocore.stub import Stubber
 
 from dataforge.alerts import to_json_rules
-from dataforge.local.esm import LocalLambdaContext
 from dataforge.settings import Settings
+from devkit.fakes import LambdaContext
 from lambdas.alert_evaluator.handler import build_stopper, make_handler
 from lambdas.common.alerting import RunResult
 from lambdas.common.errors import QueryStopError
@@ -22,7 +22,7 @@ from lambdas.common.query_timeouts import PAGE_SIZE, StopResult, stop_overdue_qu
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 WORKGROUP = "dataforge-dev-analytics"
-CONTEXT = LocalLambdaContext("alert-evaluator", "req-1", "arn:aws:lambda:us-east-1:000000000000:function:ae")
+CONTEXT = LambdaContext("alert-evaluator")
 
 
 def qid(n: int) -> str:

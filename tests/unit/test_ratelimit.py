@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dataforge.local.ratelimit import KeyRateLimiter, RateLimit, SubmissionLimit
+from devkit.local.ratelimit import KeyRateLimiter, RateLimit, SubmissionLimit
 
 
 class Clock:

@@ -17,8 +17,8 @@ import pytest
 
 from dataforge.contract import FIELD_NAMES, Reason, Rejection, TransactionEvent, Validator
 from dataforge.iso import COUNTRY_CODES
-from dataforge.paths import project_root
 from dataforge.reference import FxTable, Merchant, load_fx, load_merchants
+from devkit.paths import project_root
 
 DATA = project_root() / "data"
 SAMPLES = DATA / "samples"

@@ -7,6 +7,7 @@ import pytest
 from dataforge import schemas
 from dataforge.contract import FIELD_NAMES
 from dataforge.errors import ContractError
+from devkit.arrow import arrow_schema, arrow_type
 
 
 def test_silver_and_raw_follow_the_contract_order() -> None:
@@ -20,7 +21,7 @@ def test_money_is_decimal_in_every_engine() -> None:
     assert silver["amount"].type == "decimal(18,2)"
     assert schemas.glue_type("decimal(18,2)") == "decimal(18,2)"
     assert schemas.duckdb_type("decimal(18,2)") == "DECIMAL(18,2)"
-    assert str(schemas.arrow_type("decimal(18,2)")) == "decimal128(18, 2)"
+    assert str(arrow_type("decimal(18,2)")) == "decimal128(18, 2)"
 
 
 def test_glue_columns_shape() -> None:
@@ -31,7 +32,7 @@ def test_glue_columns_shape() -> None:
 
 def test_arrow_and_duckdb_cover_every_column() -> None:
     for table in (schemas.SILVER_TRANSACTIONS, schemas.GOLD_DAILY_KPIS, schemas.QUARANTINE, schemas.REALTIME_MINUTE):
-        assert schemas.arrow_schema(table).names == list(table.column_names)
+        assert arrow_schema(table).names == list(table.column_names)
         assert list(schemas.duckdb_columns(table)) == list(table.column_names)
 
 

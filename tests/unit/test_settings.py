@@ -8,7 +8,8 @@ import pytest
 
 from dataforge import envvars
 from dataforge.errors import SettingsError
-from dataforge.settings import LakeBuckets, Settings, local_environment
+from dataforge.settings import LakeBuckets, Settings
+from devkit.local import local_environment
 
 
 def test_local_environment_round_trips_into_settings() -> None:

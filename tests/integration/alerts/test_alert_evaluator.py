@@ -12,9 +12,10 @@ import pytest
 
 from dataforge import serving
 from dataforge.alerts import AlertRule, RuleKind, to_json_rules
-from dataforge.local.bootstrap import bootstrap
-from dataforge.local.moto_server import MotoServer
-from dataforge.settings import Settings, local_environment
+from dataforge.settings import Settings
+from devkit.local import local_environment
+from devkit.local.bootstrap import bootstrap
+from devkit.local.moto_server import MotoServer
 from lambdas.alert_evaluator.handler import build_evaluator
 from lambdas.common.counters import IngestCounters
 

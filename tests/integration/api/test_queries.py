@@ -151,10 +151,10 @@ def test_cancel_and_conflicts(api_client: Any) -> None:
 
 
 def test_timeout_stops_the_query(api_services: Any) -> None:
-    from chalicelib.services import Services
+    from devkit.cli.api import local_services
 
     config = dataclasses.replace(api_services.config, query_timeout_seconds=0.5)
-    services = Services(config, session=api_services.session())
+    services = local_services(config, session=api_services.session())
     try:
         runner = services.runner()
         started = runner.start("SELECT count(*) FROM transactions a, transactions b, transactions c, transactions d",

@@ -49,7 +49,7 @@ def wait(engine: Any, query_id: str, timeout: float = 120) -> dict[str, Any]:
 @pytest.fixture
 def make_engine(api_services: Any) -> Iterator[Callable[..., Any]]:
     """``make_engine(timeout_seconds=..., **limits)``: a fresh ``LocalAthena`` on the API fixtures' lake."""
-    from chalicelib.duckdb_engine import EngineLimits, LocalAthena
+    from devkit.local.duckdb_engine import EngineLimits, LocalAthena
 
     made: list[Any] = []
 
@@ -114,7 +114,8 @@ def test_the_connection_shows_no_credential_and_no_path(api_platform: Any, monke
     """Directly on DuckDB (no guard): no setting, variable, secret listing or file read returns the S3 secret
     or session token, the key id is only in DuckDB's own secret listing, and no setting names a local path."""
     from chalicelib.config import ApiConfig
-    from chalicelib.services import Services
+
+    from devkit.cli.api import local_services
 
     # httpfs copies these into its s3_* settings when it loads; the engine must not let them be read
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEY_ID)
@@ -122,7 +123,7 @@ def test_the_connection_shows_no_credential_and_no_path(api_platform: Any, monke
     monkeypatch.setenv("AWS_SESSION_TOKEN", TOKEN)
     session = boto3.Session(aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET, aws_session_token=TOKEN,
                             region_name=api_platform.settings.region)
-    services = Services(ApiConfig.from_settings(api_platform.settings), session=session)
+    services = local_services(ApiConfig.from_settings(api_platform.settings), session=session)
     try:
         engine = services.local_engine()
         engine.sync_views()

@@ -24,8 +24,6 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 def _document() -> Any:
     from chalicelib.openapi import document
 
-    from tests.fixtures.api import CHALICE_DIR  # noqa: F401 - puts chalicelib on sys.path
-
     return document()
 
 

@@ -74,7 +74,7 @@ def test_methods_without_a_handler_get_405_in_the_error_shape(served_api: str) -
 
 
 def test_restart_on_the_same_port(api_app: Any) -> None:
-    from dataforge.cli.api import RestartableApi
+    from devkit.cli.api import RestartableApi
 
     server = RestartableApi(api_app, host="127.0.0.1")
     server.start()
@@ -91,7 +91,7 @@ def test_restart_on_the_same_port(api_app: Any) -> None:
         server.stop()
 
 
-# --- responses kept by the server (chalicelib.reuse + ChaliceAsgi) ------------------------------------------
+# --- responses kept by the server (devkit.local.reuse + ChaliceAsgi) ------------------------------------------
 
 REUSABLE = [
     "/v1/kpis/daily?from=2024-01-01&to=2024-01-03",
@@ -114,7 +114,7 @@ OTHER_REQUESTS = [
 @pytest.fixture
 def kept_api(api_app: Any) -> Iterator[tuple[str, Any]]:
     """The API on its own server, with the ``ChaliceAsgi`` behind it (to count answers sent from memory)."""
-    from dataforge.cli.api import serve_in_thread
+    from devkit.cli.api import serve_in_thread
 
     served = serve_in_thread(api_app, host="127.0.0.1", port=0)
     try:
@@ -174,14 +174,15 @@ def test_a_kept_answer_ends_with_the_services_that_checked_its_key(kept_api: tup
     import dataclasses
 
     import app as chalice_app
-    from chalicelib.services import Services
+
+    from devkit.cli.api import local_services
 
     url, asgi = kept_api
     path = REUSABLE[0]
     assert [_served(url, "GET", path, KEY)[0] for _ in range(2)] == [200, 200]
     assert asgi.served_from_memory == 1
-    rotated = Services(dataclasses.replace(api_services.config, api_key="rotated-key"), session=api_platform.session,
-                       clock=api_services.clock)
+    rotated = local_services(dataclasses.replace(api_services.config, api_key="rotated-key"),
+                             session=api_platform.session, clock=api_services.clock)
     chalice_app.runtime.use(rotated)
     try:
         status, body, _ = _served(url, "GET", path, KEY)  # the key the kept answer was checked against
@@ -218,8 +219,8 @@ class _Clock:
 
 
 def test_query_submissions_over_the_limit_get_429_with_retry_after(api_app: Any, api_client: Any) -> None:
-    from dataforge.cli.api import serve_in_thread, submission_limit
-    from dataforge.local.ratelimit import RateLimit
+    from devkit.cli.api import serve_in_thread, submission_limit
+    from devkit.local.ratelimit import RateLimit
 
     clock = _Clock()
     served = serve_in_thread(api_app, host="127.0.0.1", port=0,

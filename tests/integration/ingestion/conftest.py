@@ -11,11 +11,12 @@ import pytest
 from confluent_kafka import Producer
 
 from dataforge.bronze import decode_lines
-from dataforge.generator import GeneratedEvent
-from dataforge.local.bootstrap import bootstrap
-from dataforge.local.kafka import KafkaBroker
-from dataforge.local.moto_server import MotoServer
-from dataforge.settings import Settings, local_environment
+from dataforge.settings import Settings
+from devkit.generator import GeneratedEvent
+from devkit.local import local_environment
+from devkit.local.bootstrap import bootstrap
+from devkit.local.kafka import KafkaBroker
+from devkit.local.moto_server import MotoServer
 
 
 @pytest.fixture

@@ -8,11 +8,11 @@ import boto3
 import pytest
 
 from dataforge.contract import Validator
-from dataforge.generator import GeneratorConfig, generate_events, summary
-from dataforge.landing_sink import write_to_landing
-from dataforge.local.s3_notifications import NotificationPoller, configure
 from dataforge.reference import default_fx
 from dataforge.settings import Settings
+from devkit.generator import GeneratorConfig, generate_events, summary
+from devkit.landing_sink import write_to_landing
+from devkit.local.s3_notifications import NotificationPoller, configure
 from lambdas.batch_landing.handler import make_handler
 from lambdas.common.config import LandingConfig
 from lambdas.common.file_landing import FileLanding

@@ -8,11 +8,11 @@ import boto3
 import pytest
 
 from dataforge.contract import Validator
-from dataforge.generator import GeneratorConfig, generate_events, summary
-from dataforge.local.esm import EsmConfig, LocalEventSourceMapping, committed_lag
-from dataforge.local.kafka import create_topics
 from dataforge.reference import default_fx
 from dataforge.settings import Settings
+from devkit.generator import GeneratorConfig, generate_events, summary
+from devkit.local.esm import EsmConfig, LocalEventSourceMapping, committed_lag
+from devkit.local.kafka import create_topics
 from lambdas.common.config import LandingConfig
 from lambdas.common.kafka_landing import KafkaLanding
 from lambdas.common.storage import S3ObjectStore

@@ -14,11 +14,11 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from dataforge.contract import Validator
-from dataforge.generator import GenerationSummary, GeneratorConfig, generate_events, summary
-from dataforge.local.esm import EsmConfig, EsmStats, LocalEventSourceMapping, committed_lag, static_partitions
-from dataforge.local.kafka import create_topics
 from dataforge.reference import default_fx
 from dataforge.settings import Settings
+from devkit.generator import GenerationSummary, GeneratorConfig, generate_events, summary
+from devkit.local.esm import EsmConfig, EsmStats, LocalEventSourceMapping, committed_lag, static_partitions
+from devkit.local.kafka import create_topics
 from lambdas.common.config import LandingConfig
 from lambdas.common.kafka_landing import KafkaLanding
 from lambdas.common.storage import S3ObjectStore

@@ -18,11 +18,12 @@ import pytest
 from confluent_kafka import Producer
 
 from dataforge import envvars, serving
-from dataforge.generator import GeneratedEvent, GeneratorConfig, generate_events
-from dataforge.local.bootstrap import bootstrap
-from dataforge.local.kafka import create_topics
-from dataforge.local.spark import configure_s3a
-from dataforge.settings import Settings, local_environment
+from dataforge.settings import Settings
+from devkit.generator import GeneratedEvent, GeneratorConfig, generate_events
+from devkit.local import local_environment
+from devkit.local.bootstrap import bootstrap
+from devkit.local.kafka import create_topics
+from devkit.local.spark import configure_s3a
 from spark import runtime
 from spark.jobs import backfill, daily_aggregation, export_gold, streaming_enrichment
 from tests.kpi_reference import expected_gold

@@ -1,12 +1,12 @@
-"""What a response was computed from (``chalicelib.reuse``) and ``TtlCache.holds``: no I/O, injected clocks."""
+"""What a response was computed from (``devkit.local.reuse``) and ``TtlCache.holds``: no I/O, injected clocks."""
 
 from __future__ import annotations
 
 import threading
 
-from chalicelib import reuse
 from chalicelib.cache import TtlCache
 
+from devkit.local.reuse import ThreadRecorder
 from tests.unit.api.fake_time import Clock, reload_in_flight
 
 
@@ -49,9 +49,9 @@ def test_holds_nothing_after_clear_or_eviction() -> None:
 
 
 def test_a_reusable_answer_is_checked_against_every_read_and_condition() -> None:
-    clock = Clock()
-    kpis: TtlCache[str] = TtlCache(30, 10, clock=clock)
-    minutes: TtlCache[str] = TtlCache(2, 10, clock=clock)
+    clock, reuse = Clock(), ThreadRecorder()
+    kpis: TtlCache[str] = TtlCache(30, 10, clock=clock, recorder=reuse)
+    minutes: TtlCache[str] = TtlCache(2, 10, clock=clock, recorder=reuse)
     same = [True]
     reuse.start()
     kpis.get("day", lambda: "rows")
@@ -70,10 +70,11 @@ def test_a_reusable_answer_is_checked_against_every_read_and_condition() -> None
 
 
 def test_no_check_without_reads_or_for_a_failed_answer_or_outside_a_recording() -> None:
+    reuse = ThreadRecorder()
     reuse.start()
     reuse.finish(True)  # read nothing cached: it did its own I/O, nothing tells when its answer changes
     assert reuse.take() is None
-    cache: TtlCache[str] = TtlCache(30, 10, clock=Clock())
+    cache: TtlCache[str] = TtlCache(30, 10, clock=Clock(), recorder=reuse)
     reuse.start()
     cache.get("k", lambda: "v")
     reuse.finish(False)  # not a 200
@@ -84,7 +85,8 @@ def test_no_check_without_reads_or_for_a_failed_answer_or_outside_a_recording() 
 
 
 def test_records_are_per_thread() -> None:
-    cache: TtlCache[str] = TtlCache(30, 10, clock=Clock())
+    reuse = ThreadRecorder()
+    cache: TtlCache[str] = TtlCache(30, 10, clock=Clock(), recorder=reuse)
     reuse.start()
     other = threading.Thread(target=lambda: (reuse.start(), reuse.finish(True)))
     other.start()

@@ -10,9 +10,10 @@ from typing import Any
 import duckdb
 import pytest
 from botocore.exceptions import ClientError
-from chalicelib.duckdb_engine import ENGINE_FAILED_REASON, ResultTooLarge, failure
 from chalicelib.errors import DependencyError, ResultTooLargeError, TooManyRequestsError
 from chalicelib.runner import QueryRunner, public_message, row_bytes
+
+from devkit.local.duckdb_engine import ENGINE_FAILED_REASON, ResultTooLarge, failure
 
 QUERY_ID = "11111111-2222-3333-4444-555555555555"
 SUBMITTED = datetime(2024, 1, 3, 12, 0, tzinfo=UTC)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataforge import envvars
-from dataforge.cli.dashboard import dashboard_env, panel_command
+from devkit.cli.dashboard import dashboard_env, panel_command
 
 
 def test_cli_command_binds_localhost_with_liveness_and_keeps_the_key_off_the_command_line() -> None:

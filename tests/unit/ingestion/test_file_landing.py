@@ -8,8 +8,8 @@ import pytest
 
 from dataforge.bronze import decode_lines
 from dataforge.contract import Validator
-from dataforge.generator import GeneratorConfig, generate_events, summary
 from dataforge.reference import default_fx
+from devkit.generator import GeneratorConfig, generate_events, summary
 from lambdas.common.config import LandingConfig
 from lambdas.common.file_landing import FileLanding
 from tests.fixtures.failing_validator import FAILURE, FailingValidator

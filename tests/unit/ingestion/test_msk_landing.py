@@ -12,10 +12,11 @@ from confluent_kafka import Message
 
 from dataforge.bronze import decode_lines
 from dataforge.contract import Validator
-from dataforge.generator import GeneratorConfig, generate_events, summary
 from dataforge.lake import Zone
-from dataforge.local.esm import LocalLambdaContext, msk_batch
 from dataforge.reference import default_fx
+from devkit.fakes import LambdaContext
+from devkit.generator import GeneratorConfig, generate_events, summary
+from devkit.local.esm import msk_batch
 from lambdas.common.config import LandingConfig
 from lambdas.common.errors import StorageError
 from lambdas.common.kafka_landing import KafkaLanding
@@ -25,7 +26,7 @@ from tests.unit.ingestion.memory_store import FailingOnce, MemoryStore
 
 EVENTS = Path(__file__).parents[2] / "events"
 CONFIG = LandingConfig("bronze", "quarantine", "landing", False, None, "us-east-1")
-CONTEXT = LocalLambdaContext("msk-landing", "req-1", "arn:aws:lambda:us-east-1:000000000000:function:msk-landing")
+CONTEXT = LambdaContext("msk-landing")
 
 
 def _landing(store: Any) -> KafkaLanding:

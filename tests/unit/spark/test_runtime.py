@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from dataforge import serving
-from dataforge.cli import jobs as cli_jobs
 from dataforge.errors import SettingsError
-from dataforge.local.spark import s3a_conf, session_conf
 from dataforge.settings import Settings
+from devkit.cli import jobs as cli_jobs
+from devkit.local.spark import s3a_conf, session_conf
 from spark import runtime
 from spark.jobs import backfill
 

@@ -1,5 +1,0 @@
-"""``python -m dataforge``: the same CLI as the ``dataforge`` script."""
-
-from dataforge.cli import main
-
-main()
