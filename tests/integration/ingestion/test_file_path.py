@@ -10,6 +10,7 @@ import pytest
 from dataforge.contract import Validator
 from dataforge.reference import default_fx
 from dataforge.settings import Settings
+from devkit.fakes import LambdaContext
 from devkit.generator import GeneratorConfig, generate_events, summary
 from devkit.landing_sink import write_to_landing
 from devkit.local.s3_notifications import NotificationPoller, configure
@@ -67,8 +68,6 @@ def test_files_reconcile_exactly_with_malformed_files_and_a_failure(lake_setting
                                "s3": {"s3SchemaVersion": "1.0", "configurationId": "x",
                                       "bucket": {"name": lake.landing, "arn": f"arn:aws:s3:::{lake.landing}"},
                                       "object": {"key": key, "size": 1, "eTag": etag}}}]}
-    poller_context = type("C", (), {"function_name": "f", "aws_request_id": "r", "invoked_function_arn": "a",
-                                    "memory_limit_in_mb": 128})()
-    handler(redelivery, poller_context)
+    handler(redelivery, LambdaContext("batch-landing"))
     assert read_zone(s3, lake.bronze)[0] == bronze_objects
     assert read_zone(s3, lake.quarantine)[0] == quarantine_objects
