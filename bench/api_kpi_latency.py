@@ -188,6 +188,70 @@ def run_clients(port: int, clients: int, paths: list[tuple[str, str]], warmup: f
         return runner.run(_run_clients(port, clients, paths, warmup, seconds))
 
 
+def _write_items(session: Any, settings: Settings, n_days: int, n_merchants: int) -> tuple[list[date], list[str], int]:
+    """KPI items for ``n_days`` x ``n_merchants`` and realtime minutes up to now: (days, merchants, items)."""
+    first = date(2024, 1, 1)
+    days = [first + timedelta(days=n) for n in range(n_days)]
+    merchants = [f"m_{n:03d}" for n in range(n_merchants)]
+    items = put_kpis(session, settings, days, merchants)
+    now = datetime.now(UTC)
+    put_realtime(session, settings, [now - timedelta(minutes=m) for m in range(REALTIME_MINUTES_WRITTEN)])
+    return days, merchants, items + REALTIME_MINUTES_WRITTEN
+
+
+def _start_server(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    """The API served in its own process (``devkit/cli/api.py serve``), quiet but for warnings."""
+    server_env = {**os.environ, **env, "DATAFORGE_LOG_LEVEL": "WARNING"}
+    return subprocess.Popen([sys.executable, "-m", "devkit", "api", "serve", "--port", str(port)],
+                            env=server_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _wait_listening(server: subprocess.Popen[bytes], port: int) -> None:
+    deadline = time.monotonic() + 60
+    while not port_open("127.0.0.1", port):
+        if time.monotonic() > deadline or server.poll() is not None:
+            raise SystemExit("the API server did not start")
+        time.sleep(0.2)
+
+
+def _cold_then_fill(port: int, cold: list[tuple[str, str]], hot: list[tuple[str, str]]) -> tuple[list[float], int]:
+    """Phase 1 on one connection: the ``cold`` requests (latencies in ms, errors), then each ``hot`` path
+    once, so that the warm-up runs on a warm server."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    get(conn, "/v1/openapi.json")  # process start-up (imports) is not a cache miss
+    latencies: list[float] = []
+    errors = 0
+    for _kind, path in cold:
+        ok, elapsed = get(conn, path)
+        latencies.append(elapsed)
+        errors += not ok
+    for _kind, path in hot:
+        get(conn, path)
+    conn.close()
+    return latencies, errors
+
+
+def _report(args: argparse.Namespace, items: int, cold: list[float], cold_errors: int, n_paths: int,
+            by_kind: dict[str, list[float]], errors: int) -> None:
+    cold = sorted(cold)
+    every = sorted(v for values in by_kind.values() for v in values)
+    p50, p99 = statistics.median(every), percentile(every, 0.99)
+    print(f"KPI reads: {items} DynamoDB items ({args.days} days x {args.merchants} merchants + "
+          f"{REALTIME_MINUTES_WRITTEN} realtime minutes) on moto; server: devkit/cli/api.py serve")
+    print(f"cold (cache miss, 1 client, {len(cold)} distinct queries): errors={cold_errors} "
+          f"p50={statistics.median(cold):.1f} ms p99={percentile(cold, 0.99):.1f} ms max={cold[-1]:.1f} ms")
+    print(f"measured: {args.clients} keep-alive clients, {args.warmup:g} s warm-up + {args.seconds:g} s, "
+          f"{n_paths} paths")
+    for kind in sorted(by_kind):
+        values = sorted(by_kind[kind])
+        print(f"  {kind:10s} n={len(values):6d} p50={statistics.median(values):6.1f} ms "
+              f"p99={percentile(values, 0.99):6.1f} ms")
+    print(f"requests={len(every)} errors={errors} rps={len(every) / args.seconds:.1f}")
+    print(f"p50={p50:.1f} ms p99={p99:.1f} ms")
+    print(f"goal: p99 <= {GOAL_P99_MS:g} ms")
+    print(f"ratio p99/goal = {p99 / GOAL_P99_MS:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--clients", type=int, default=50)
@@ -204,57 +268,18 @@ def main() -> None:
         settings = Settings.from_env(env)
         session = fake_session()
         bootstrap(settings, session)
-        first = date(2024, 1, 1)
-        days = [first + timedelta(days=n) for n in range(args.days)]
-        merchants = [f"m_{n:03d}" for n in range(args.merchants)]
-        items = put_kpis(session, settings, days, merchants)
-        now = datetime.now(UTC)
-        put_realtime(session, settings, [now - timedelta(minutes=m) for m in range(REALTIME_MINUTES_WRITTEN)])
-        items += REALTIME_MINUTES_WRITTEN
+        days, merchants, items = _write_items(session, settings, args.days, args.merchants)
         port = free_port()
-        server_env = {**os.environ, **env, "DATAFORGE_LOG_LEVEL": "WARNING"}
-        server = subprocess.Popen([sys.executable, "-m", "devkit", "api", "serve", "--port", str(port)],
-                                  env=server_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server = _start_server(env, port)
         try:
-            deadline = time.monotonic() + 60
-            while not port_open("127.0.0.1", port):
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("the API server did not start")
-                time.sleep(0.2)
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            get(conn, "/v1/openapi.json")  # process start-up (imports) is not a cache miss
-            cold: list[float] = []
-            cold_errors = 0
-            for _kind, path in cold_paths(days, merchants, args.cold):
-                ok, elapsed = get(conn, path)
-                cold.append(elapsed)
-                cold_errors += not ok
+            _wait_listening(server, port)
             paths = hot_paths(days, merchants)
-            for _kind, path in paths:  # fill the cache once: the warm-up then runs on a warm server
-                get(conn, path)
-            conn.close()
+            cold, cold_errors = _cold_then_fill(port, cold_paths(days, merchants, args.cold), paths)
             by_kind, errors = run_clients(port, args.clients, paths, args.warmup, args.seconds)
         finally:
             server.terminate()
             server.wait(timeout=10)
-
-    cold.sort()
-    every = sorted(v for values in by_kind.values() for v in values)
-    p50, p99 = statistics.median(every), percentile(every, 0.99)
-    print(f"KPI reads: {items} DynamoDB items ({args.days} days x {args.merchants} merchants + "
-          f"{REALTIME_MINUTES_WRITTEN} realtime minutes) on moto; server: devkit/cli/api.py serve")
-    print(f"cold (cache miss, 1 client, {len(cold)} distinct queries): errors={cold_errors} "
-          f"p50={statistics.median(cold):.1f} ms p99={percentile(cold, 0.99):.1f} ms max={cold[-1]:.1f} ms")
-    print(f"measured: {args.clients} keep-alive clients, {args.warmup:g} s warm-up + {args.seconds:g} s, "
-          f"{len(paths)} paths")
-    for kind in sorted(by_kind):
-        values = sorted(by_kind[kind])
-        print(f"  {kind:10s} n={len(values):6d} p50={statistics.median(values):6.1f} ms "
-              f"p99={percentile(values, 0.99):6.1f} ms")
-    print(f"requests={len(every)} errors={errors} rps={len(every) / args.seconds:.1f}")
-    print(f"p50={p50:.1f} ms p99={p99:.1f} ms")
-    print(f"goal: p99 <= {GOAL_P99_MS:g} ms")
-    print(f"ratio p99/goal = {p99 / GOAL_P99_MS:.2f}")
+    _report(args, items, cold, cold_errors, len(paths), by_kind, errors)
 
 
 if __name__ == "__main__":

@@ -110,6 +110,70 @@ def half_of_ram_gb() -> int:
     return max(2, os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**31)
 
 
+def prepare_silver(spark, args: argparse.Namespace) -> None:
+    """The silver files of ``args.rows`` rows in ``args.dir``: written, or kept from an earlier run (``--reuse``)."""
+    marker = args.dir / "_ROWS"
+    started = time.perf_counter()
+    if args.reuse and marker.is_file() and marker.read_text() == str(args.rows):
+        how = "reused"
+    else:
+        shutil.rmtree(args.dir, ignore_errors=True)
+        write_silver(spark, args.dir, args.rows)
+        marker.write_text(str(args.rows))
+        how = f"written in {time.perf_counter() - started:.1f}s"
+    size = sum(p.stat().st_size for p in args.dir.rglob("*.parquet"))
+    print(f"silver: {args.rows:,} rows, {size / 1e6:,.1f} MB Parquet, {how}")
+
+
+def time_spark(spark, path: Path, rounds: int) -> tuple[float, list]:
+    """Best seconds of ``rounds`` Spark runs (read, dedupe, daily KPIs, collect), and the gold rows."""
+    from spark.transforms import dedupe, kpis
+
+    best = float("inf")
+    for _ in range(rounds):  # the first round also pays JVM warm-up and code generation
+        started = time.perf_counter()
+        silver = spark.read.parquet(str(path))
+        rows = kpis.daily_kpis(dedupe.dedupe_earliest(silver, dedupe.SILVER_ORDER)).collect()
+        best = min(best, time.perf_counter() - started)
+    return best, rows
+
+
+def time_duckdb(path: Path, threads: int, memory_gb: int, rounds: int) -> tuple[float, list[dict]]:
+    """Best seconds of ``rounds`` DuckDB runs of ``DUCKDB_SQL``, and the gold rows with Spark's ratios."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute(f"SET threads = {threads}")
+    con.execute(f"SET memory_limit = '{memory_gb}GB'")
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.perf_counter()
+        duck = con.execute(DUCKDB_SQL.format(path=path)).fetchall()
+        best = min(best, time.perf_counter() - started)
+    cols = [d[0] for d in con.description]
+    rows = []
+    for values in duck:
+        r = dict(zip(cols, values, strict=True))
+        r["approval_rate"] = half_even(r["approved_count"], r["txn_count"], 4)
+        r["avg_ticket_usd"] = None if r["approved_count"] == 0 else half_even(r["gross_cents"], r["approved_count"], 0)
+        r["avg_ticket_usd"] = None if r["avg_ticket_usd"] is None else r["avg_ticket_usd"].scaleb(-2)
+        rows.append(r)
+    return best, rows
+
+
+def same_kpis(spark_rows: list, duck_rows: list[dict]) -> bool:
+    """Whether both engines give the same KPI values for every (merchant, country, channel)."""
+
+    def key(r):
+        return (r["merchant_id"], r["country"], r["channel"])
+
+    check = ("txn_count", "approved_count", "declined_count", "gross_volume_usd", "refund_count",
+             "refund_volume_usd", "unique_accounts", "approval_rate", "avg_ticket_usd")
+    s = {key(r.asDict()): tuple(r[c] for c in check) for r in spark_rows}
+    d = {key(r): tuple(r[c] for c in check) for r in duck_rows}
+    return s == d
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
@@ -123,60 +187,19 @@ def main() -> None:
                         help="Keep the silver files of an earlier run with the same --rows and --dir.")
     args = parser.parse_args()
 
-    import duckdb
-
     from devkit.local.spark import build_session
-    from spark.transforms import dedupe, kpis
 
     spark = build_session("bench-daily-aggregation", endpoint_url="", driver_memory=f"{args.memory_gb}g")
-    marker = args.dir / "_ROWS"
-    started = time.perf_counter()
-    if args.reuse and marker.is_file() and marker.read_text() == str(args.rows):
-        how = "reused"
-    else:
-        shutil.rmtree(args.dir, ignore_errors=True)
-        write_silver(spark, args.dir, args.rows)
-        marker.write_text(str(args.rows))
-        how = f"written in {time.perf_counter() - started:.1f}s"
-    size = sum(p.stat().st_size for p in args.dir.rglob("*.parquet"))
-    print(f"silver: {args.rows:,} rows, {size / 1e6:,.1f} MB Parquet, {how}")
+    prepare_silver(spark, args)
 
-    spark_s = float("inf")
-    for _ in range(args.rounds):  # the first round also pays JVM warm-up and code generation
-        started = time.perf_counter()
-        silver = spark.read.parquet(str(args.dir))
-        spark_rows = kpis.daily_kpis(dedupe.dedupe_earliest(silver, dedupe.SILVER_ORDER)).collect()
-        spark_s = min(spark_s, time.perf_counter() - started)
+    spark_s, spark_rows = time_spark(spark, args.dir, args.rounds)
     print(f"spark  local[2], {args.memory_gb} GB: {spark_s:8.2f}s  "
           f"({args.rows / spark_s:,.0f} rows/s, {len(spark_rows)} gold rows)")
-
-    con = duckdb.connect()
-    con.execute(f"SET threads = {args.threads}")
-    con.execute(f"SET memory_limit = '{args.memory_gb}GB'")
-    duck_s = float("inf")
-    for _ in range(args.rounds):
-        started = time.perf_counter()
-        duck = con.execute(DUCKDB_SQL.format(path=args.dir)).fetchall()
-        duck_s = min(duck_s, time.perf_counter() - started)
-    cols = [d[0] for d in con.description]
-    duck_rows = []
-    for values in duck:
-        r = dict(zip(cols, values, strict=True))
-        r["approval_rate"] = half_even(r["approved_count"], r["txn_count"], 4)
-        r["avg_ticket_usd"] = None if r["approved_count"] == 0 else half_even(r["gross_cents"], r["approved_count"], 0)
-        r["avg_ticket_usd"] = None if r["avg_ticket_usd"] is None else r["avg_ticket_usd"].scaleb(-2)
-        duck_rows.append(r)
+    duck_s, duck_rows = time_duckdb(args.dir, args.threads, args.memory_gb, args.rounds)
     print(f"duckdb {args.threads} threads, {args.memory_gb} GB: {duck_s:8.2f}s  "
           f"({args.rows / duck_s:,.0f} rows/s, {len(duck_rows)} gold rows)")
 
-    def key(r):
-        return (r["merchant_id"], r["country"], r["channel"])
-
-    check = ("txn_count", "approved_count", "declined_count", "gross_volume_usd", "refund_count",
-             "refund_volume_usd", "unique_accounts", "approval_rate", "avg_ticket_usd")
-    s = {key(r.asDict()): tuple(r[c] for c in check) for r in spark_rows}
-    d = {key(r): tuple(r[c] for c in check) for r in duck_rows}
-    print(f"results identical: {s == d}")
+    print(f"results identical: {same_kpis(spark_rows, duck_rows)}")
     spark.stop()
     print(f"goal: Spark within {GOAL_RATIO:.0f}x of DuckDB (ratio <= {GOAL_RATIO:.1f})")
     print(f"ratio spark/duckdb: {spark_s / duck_s:.2f}")

@@ -59,14 +59,9 @@ def best(fn: Callable[[], Any], repeat: int) -> float:
     return min(times)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--records", type=int, default=10_000)
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--invalid", type=float, default=0.05)
-    args = parser.parse_args()
-    n = args.records
-    events = list(generate_events(GeneratorConfig(count=n, seed=42, invalid_fraction=args.invalid,
+def msk_event(n: int, invalid: float) -> tuple[dict[str, Any], list[str]]:
+    """An MSK batch event of ``n`` generated records, and their base64 values."""
+    events = list(generate_events(GeneratorConfig(count=n, seed=42, invalid_fraction=invalid,
                                                   duplicate_fraction=0.02)))
     ts = int(time.time() * 1000)
     records = [{"topic": "transactions", "partition": 0, "offset": i, "timestamp": ts, "timestampType": "CREATE_TIME",
@@ -74,9 +69,11 @@ def main() -> None:
                for i, e in enumerate(events)]
     event = {"eventSource": "aws:kafka", "eventSourceArn": "arn:aws:kafka:local", "bootstrapServers": "local:9092",
              "records": {"transactions-0": records}}
-    values = [r["value"] for r in records]
+    return event, [r["value"] for r in records]
 
-    store = NullStore()
+
+def handler_run(event: dict[str, Any], store: NullStore) -> Callable[[], None]:
+    """One invocation of the real handler on ``event``, writing to ``store``."""
     landing = KafkaLanding(LandingConfig("bronze", "quarantine", None, False, None, "us-east-1"), store,
                            Validator(default_fx().currencies))
     handler = make_handler(lambda: landing)
@@ -87,6 +84,11 @@ def main() -> None:
         with contextlib.redirect_stdout(io.StringIO()):  # the EMF metrics line
             handler(event, context)
 
+    return run_handler
+
+
+def ceiling_run(values: list[str]) -> Callable[[], None]:
+    """The ceiling: base64 decode, a bare typed decode and an encode of each value."""
     decoder = msgspec.json.Decoder(TransactionEvent)
     encoder = msgspec.json.Encoder()
     a2b = binascii.a2b_base64
@@ -100,6 +102,11 @@ def main() -> None:
                 out.append(b"")
         b"".join(out)
 
+    return ceiling
+
+
+def naive_run(values: list[str]) -> Callable[[], None]:
+    """The naive peer: base64 decode, ``json.loads``, JSON Schema validation and ``json.dumps`` of each value."""
     validator = jsonschema.Draft202012Validator(json_schema())
 
     def naive() -> None:
@@ -111,6 +118,22 @@ def main() -> None:
                 continue
             out.append(json.dumps({"event": obj, "valid": validator.is_valid(obj)}).encode())
         b"".join(out)
+
+    return naive
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--records", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--invalid", type=float, default=0.05)
+    args = parser.parse_args()
+    n = args.records
+    event, values = msk_event(n, args.invalid)
+
+    store = NullStore()
+    run_handler = handler_run(event, store)
+    ceiling, naive = ceiling_run(values), naive_run(values)
 
     run_handler()  # warm-up (cold start: reference data, decoders)
     t_handler = best(run_handler, args.repeat)

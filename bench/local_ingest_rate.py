@@ -30,6 +30,7 @@ import multiprocessing
 import os
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ from confluent_kafka import Producer
 from dataforge.bronze import read_lines
 from dataforge.lake import TRANSACTIONS_TOPIC
 from dataforge.settings import Settings
-from devkit.generator import GeneratorConfig, SummaryCounter, generate_events
+from devkit.generator import GenerationSummary, GeneratorConfig, SummaryCounter, generate_events
 from devkit.local import local_environment
 from devkit.local.bootstrap import bootstrap
 from devkit.local.esm import EsmConfig, LocalEventSourceMapping, committed_lag, static_partitions
@@ -119,87 +120,83 @@ def consume(bootstrap_servers: str, batch_size: int, partitions: tuple[int, ...]
                  cpu.user + cpu.system))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--count", type=int, default=1_000_000)
-    parser.add_argument("--batch-size", type=int, default=10_000)
-    parser.add_argument("--partitions", type=int, default=4)
-    parser.add_argument("--consumers", type=int, default=1, help="ESM processes in the group")
-    parser.add_argument("--assignment", choices=("static", "group"), default="static",
-                        help="split the partitions between the consumers, or let the group assign them")
-    parser.add_argument("--profile", metavar="DIR", help="cProfile each consumer into DIR/consumer-<pid>.prof")
-    args = parser.parse_args()
+def setup_lake(moto: MotoServer, broker: KafkaBroker, partitions: int) -> tuple[Settings, Any]:
+    """The topic, this process's environment (the handler reads it at cold start) and the bootstrapped lake."""
+    create_topics(broker.bootstrap_servers, {TRANSACTIONS_TOPIC: partitions})
+    env = local_environment(endpoint_url=moto.endpoint_url, kafka_bootstrap_servers=broker.bootstrap_servers)
+    os.environ.update(env)
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    settings = Settings.from_env()
+    session = boto3.Session(region_name=settings.region)
+    bootstrap(settings, session)
+    return settings, session
 
-    with tempfile.TemporaryDirectory(prefix="dataforge-bench-") as tmp:
-        base = Path(tmp)
-        moto = MotoServer(logs_dir=base / "logs")
-        broker = KafkaBroker(base / "kafka", logs_dir=base / "logs")
-        try:
-            moto.start()
-            broker.start()
-            moto.wait_ready()
-            broker.wait_ready()
-            create_topics(broker.bootstrap_servers, {TRANSACTIONS_TOPIC: args.partitions})
-            env = local_environment(endpoint_url=moto.endpoint_url, kafka_bootstrap_servers=broker.bootstrap_servers)
-            os.environ.update(env)  # the handler reads its settings from the environment at cold start
-            os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-            settings = Settings.from_env()
-            session = boto3.Session(region_name=settings.region)
-            bootstrap(settings, session)
 
-            counter = SummaryCounter()
-            producer = Producer({"bootstrap.servers": broker.bootstrap_servers, "enable.idempotence": True,
-                                 "acks": "all", "linger.ms": 50, "batch.size": 1_000_000,
-                                 "compression.type": "lz4", "queue.buffering.max.messages": 1_000_000})
-            started = time.perf_counter()
-            for event in generate_events(GeneratorConfig(count=args.count, seed=1, invalid_fraction=0.05,
-                                                         duplicate_fraction=0.02)):
-                counter.add(event)
-                while True:
-                    try:
-                        producer.produce(TRANSACTIONS_TOPIC, key=event.key or None, value=event.value)
-                        break
-                    except BufferError:
-                        producer.poll(0.05)
-                producer.poll(0)
-            if producer.flush(120):
-                raise SystemExit("producer could not deliver every record")
-            produce_seconds = time.perf_counter() - started
-            del producer  # stop its threads before the broker goes away
-            expected = counter.result()
+def produce(bootstrap_servers: str, count: int) -> tuple[GenerationSummary, float]:
+    """``count`` generated events to the topic, every one delivered: what was sent, and the seconds it took."""
+    counter = SummaryCounter()
+    producer = Producer({"bootstrap.servers": bootstrap_servers, "enable.idempotence": True,
+                         "acks": "all", "linger.ms": 50, "batch.size": 1_000_000,
+                         "compression.type": "lz4", "queue.buffering.max.messages": 1_000_000})
+    started = time.perf_counter()
+    for event in generate_events(GeneratorConfig(count=count, seed=1, invalid_fraction=0.05,
+                                                 duplicate_fraction=0.02)):
+        counter.add(event)
+        while True:
+            try:
+                producer.produce(TRANSACTIONS_TOPIC, key=event.key or None, value=event.value)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    if producer.flush(120):
+        raise SystemExit("producer could not deliver every record")
+    produce_seconds = time.perf_counter() - started
+    del producer  # stop its threads before the broker goes away
+    return counter.result(), produce_seconds
 
-            spawn = multiprocessing.get_context("spawn")  # (no fork: librdkafka and boto3 hold threads)
-            results = spawn.Queue()
-            assignments = [static_partitions(i, args.consumers, args.partitions) if args.assignment == "static"
-                           else None for i in range(args.consumers)]
-            workers = [spawn.Process(target=consume, args=(broker.bootstrap_servers, args.batch_size, partitions,
-                                                           dict(os.environ), results, args.profile))
-                       for partitions in assignments]
-            servers = {name: pid for name, pid in (("moto", moto.pid), ("kafka", broker.pid)) if pid}
-            servers_cpu = {name: cpu_seconds(pid) for name, pid in servers.items()}
-            machine_before = machine_cpu()
-            for worker in workers:
-                worker.start()
-            outcomes = [results.get(timeout=1800) for _ in workers]
-            for worker in workers:
-                worker.join()
-            servers_cpu = {name: cpu_seconds(pid) - servers_cpu[name] for name, pid in servers.items()}
-            machine = tuple(after - before for after, before in zip(machine_cpu(), machine_before, strict=True))
-            records = sum(o[0] for o in outcomes)
-            invocations = sum(o[1] for o in outcomes)
-            failures = sum(o[2] for o in outcomes)
-            busy = [o for o in outcomes if o[0]]
-            seconds = max(o[4] for o in busy) - min(o[3] for o in busy) if busy else 0.0
-            lag = committed_lag(broker.bootstrap_servers, "bench", TRANSACTIONS_TOPIC)
 
-            s3 = session.client("s3", endpoint_url=moto.endpoint_url)
-            lake = settings.lake()
-            bronze_objects, bronze_lines = count_lines(s3, lake.bronze)
-            quarantine_objects, quarantine_lines = count_lines(s3, lake.quarantine)
-        finally:
-            broker.stop()
-            moto.stop()
+@dataclass(frozen=True)
+class ConsumerRun:
+    """What the consumers did: one ``consume`` outcome each, and the CPU seconds spent while they ran."""
 
+    outcomes: list[tuple[Any, ...]]
+    servers_cpu: dict[str, float]
+    machine: tuple[float, ...]  # (busy, total) of the whole machine
+
+
+def run_consumers(args: argparse.Namespace, bootstrap_servers: str, servers: dict[str, int]) -> ConsumerRun:
+    """``args.consumers`` consumer processes, until each has committed everything it was given."""
+    spawn = multiprocessing.get_context("spawn")  # (no fork: librdkafka and boto3 hold threads)
+    results = spawn.Queue()
+    assignments = [static_partitions(i, args.consumers, args.partitions) if args.assignment == "static"
+                   else None for i in range(args.consumers)]
+    workers = [spawn.Process(target=consume, args=(bootstrap_servers, args.batch_size, partitions,
+                                                   dict(os.environ), results, args.profile))
+               for partitions in assignments]
+    servers_cpu = {name: cpu_seconds(pid) for name, pid in servers.items()}
+    machine_before = machine_cpu()
+    for worker in workers:
+        worker.start()
+    outcomes = [results.get(timeout=1800) for _ in workers]
+    for worker in workers:
+        worker.join()
+    servers_cpu = {name: cpu_seconds(pid) - servers_cpu[name] for name, pid in servers.items()}
+    machine = tuple(after - before for after, before in zip(machine_cpu(), machine_before, strict=True))
+    return ConsumerRun(outcomes, servers_cpu, machine)
+
+
+def report(args: argparse.Namespace, expected: GenerationSummary, produce_seconds: float, run: ConsumerRun,
+           lag: int, bronze: tuple[int, int], quarantine: tuple[int, int]) -> None:
+    """Print the rate, where the time and CPU went, and the reconciliation (``bronze``/``quarantine``: objects,
+    lines)."""
+    outcomes, servers_cpu, machine = run.outcomes, run.servers_cpu, run.machine
+    (bronze_objects, bronze_lines), (quarantine_objects, quarantine_lines) = bronze, quarantine
+    records = sum(o[0] for o in outcomes)
+    invocations = sum(o[1] for o in outcomes)
+    failures = sum(o[2] for o in outcomes)
+    busy = [o for o in outcomes if o[0]]
+    seconds = max(o[4] for o in busy) - min(o[3] for o in busy) if busy else 0.0
     rate = records / seconds if seconds else 0.0
     print(f"produced                {expected.total:,} events in {produce_seconds:.1f}s "
           f"({expected.total / produce_seconds:,.0f}/s; {expected.invalid:,} invalid, {expected.duplicates:,} dup)")
@@ -222,6 +219,41 @@ def main() -> None:
           f"valid {bronze_lines:,} + quarantined {quarantine_lines:,}")
     print(f"goal: >= {GOAL:,} events/s end to end")
     print(f"ratio: {rate:,.0f} events/s = {rate / GOAL:.2f} x goal")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--count", type=int, default=1_000_000)
+    parser.add_argument("--batch-size", type=int, default=10_000)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--consumers", type=int, default=1, help="ESM processes in the group")
+    parser.add_argument("--assignment", choices=("static", "group"), default="static",
+                        help="split the partitions between the consumers, or let the group assign them")
+    parser.add_argument("--profile", metavar="DIR", help="cProfile each consumer into DIR/consumer-<pid>.prof")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="dataforge-bench-") as tmp:
+        base = Path(tmp)
+        moto = MotoServer(logs_dir=base / "logs")
+        broker = KafkaBroker(base / "kafka", logs_dir=base / "logs")
+        try:
+            moto.start()
+            broker.start()
+            moto.wait_ready()
+            broker.wait_ready()
+            settings, session = setup_lake(moto, broker, args.partitions)
+            expected, produce_seconds = produce(broker.bootstrap_servers, args.count)
+            servers = {name: pid for name, pid in (("moto", moto.pid), ("kafka", broker.pid)) if pid}
+            run = run_consumers(args, broker.bootstrap_servers, servers)
+            lag = committed_lag(broker.bootstrap_servers, "bench", TRANSACTIONS_TOPIC)
+
+            s3 = session.client("s3", endpoint_url=moto.endpoint_url)
+            lake = settings.lake()
+            bronze, quarantine = count_lines(s3, lake.bronze), count_lines(s3, lake.quarantine)
+        finally:
+            broker.stop()
+            moto.stop()
+    report(args, expected, produce_seconds, run, lag, bronze, quarantine)
 
 
 if __name__ == "__main__":

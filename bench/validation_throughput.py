@@ -49,6 +49,67 @@ def _best_rate(label: str, run: Callable[[], int], count: int, rounds: int) -> f
     return rate
 
 
+def _admit_loop(validator: Validator, values: list[bytes]) -> Callable[[], int]:
+    """``Validator.admit`` over every value, as the landing processors run it: the number rejected."""
+
+    def admit_all() -> int:
+        horizon_us = epoch_us(validator.horizon())
+        admit, rejected = validator.admit, 0
+        for raw in values:
+            if admit(raw, horizon_us).__class__ is Rejection:
+                rejected += 1
+        return rejected
+
+    return admit_all
+
+
+def _validate_loop(validator: Validator, values: list[bytes]) -> Callable[[], int]:
+    """``Validator.validate`` (the whole typed event) over every value: the number rejected."""
+
+    def validate_all() -> int:
+        horizon = validator.horizon()
+        validate, rejected = validator.validate, 0
+        for raw in values:
+            if validate(raw, horizon).__class__ is Rejection:
+                rejected += 1
+        return rejected
+
+    return validate_all
+
+
+def _parse_loop(values: list[bytes]) -> Callable[[], int]:
+    """``orjson.loads`` over every value (the reference): the number that are not JSON."""
+
+    def parse_all() -> int:
+        loads, failed = orjson.loads, 0
+        for raw in values:
+            try:
+                loads(raw)
+            except orjson.JSONDecodeError:
+                failed += 1
+        return failed
+
+    return parse_all
+
+
+def _measure(runs: dict[str, tuple[str, Callable[[], int]]], count: int, rounds: int) -> dict[str, float]:
+    """The best rate of each run, interleaved so that all see the same machine load."""
+    rates = dict.fromkeys(runs, 0.0)
+    for _ in range(2):
+        for key, (label, run) in runs.items():
+            rates[key] = max(rates[key], _best_rate(label, run, count, rounds))
+    return rates
+
+
+def _report(rates: dict[str, float]) -> None:
+    validator_rate, orjson_rate = rates["admit"], rates["orjson"]
+    print(f"without the compiled fast path: {rates['pure'] / orjson_rate:.2f} of orjson.loads; "
+          f"the typed event (validate): {rates['validate'] / orjson_rate:.2f}")
+    print(f"validator: {validator_rate:,.0f} records/s; orjson.loads: {orjson_rate:,.0f} records/s")
+    print(f"goal: ratio >= {GOAL_RATIO:.1f} (validation at least as fast as untyped JSON parsing)")
+    print(f"ratio: {validator_rate / orjson_rate:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--count", type=int, default=100_000)
@@ -64,54 +125,18 @@ def main() -> None:
     if not validator.native:
         print("WARNING: dataforge_native is not installed (run `make setup`): admit runs the pure-Python path")
 
-    def admit_with(chosen: Validator) -> Callable[[], int]:
-        def admit_all() -> int:
-            horizon_us = epoch_us(chosen.horizon())
-            admit, rejected = chosen.admit, 0
-            for raw in values:
-                if admit(raw, horizon_us).__class__ is Rejection:
-                    rejected += 1
-            return rejected
-        return admit_all
-
-    admit_all, admit_pure = admit_with(validator), admit_with(pure)
-
-    def validate_all() -> int:
-        horizon = validator.horizon()
-        validate, rejected = validator.validate, 0
-        for raw in values:
-            if validate(raw, horizon).__class__ is Rejection:
-                rejected += 1
-        return rejected
-
-    def parse_all() -> int:
-        loads, failed = orjson.loads, 0
-        for raw in values:
-            try:
-                loads(raw)
-            except orjson.JSONDecodeError:
-                failed += 1
-        return failed
-
+    admit_all, admit_pure = _admit_loop(validator, values), _admit_loop(pure, values)
+    validate_all = _validate_loop(validator, values)
     expected = sum(1 for e in events if not e.is_valid)
     for run in (admit_all, admit_pure, validate_all):
         rejected = run()
         assert rejected == expected, f"validator rejected {rejected}, generator made {expected} invalid"
     print(f"rejected {rejected:,} records on every path, as the generator intended")
 
-    rates = {"admit": 0.0, "pure": 0.0, "validate": 0.0, "orjson": 0.0}
     runs = {"admit": ("validator: admit", admit_all), "pure": ("admit, pure Python", admit_pure),
-            "validate": ("validate (typed event)", validate_all), "orjson": ("orjson.loads (reference)", parse_all)}
-    for _ in range(2):  # interleave so that all see the same machine load
-        for key, (label, run) in runs.items():
-            rates[key] = max(rates[key], _best_rate(label, run, len(values), args.rounds))
-
-    validator_rate, orjson_rate = rates["admit"], rates["orjson"]
-    print(f"without the compiled fast path: {rates['pure'] / orjson_rate:.2f} of orjson.loads; "
-          f"the typed event (validate): {rates['validate'] / orjson_rate:.2f}")
-    print(f"validator: {validator_rate:,.0f} records/s; orjson.loads: {orjson_rate:,.0f} records/s")
-    print(f"goal: ratio >= {GOAL_RATIO:.1f} (validation at least as fast as untyped JSON parsing)")
-    print(f"ratio: {validator_rate / orjson_rate:.2f}")
+            "validate": ("validate (typed event)", validate_all),
+            "orjson": ("orjson.loads (reference)", _parse_loop(values))}
+    _report(_measure(runs, len(values), args.rounds))
 
 
 if __name__ == "__main__":

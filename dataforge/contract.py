@@ -455,6 +455,24 @@ def _decode_member_by_member(raw: bytes | str) -> dict[str, Any] | Rejection:
     return obj
 
 
+def _decode_untyped(raw: bytes | str) -> object:
+    """``diagnose``'s untyped reading of a record, or the ``invalid_json`` rejection of one that is
+    not JSON the contract reads (too deep, bad syntax, bad UTF-8)."""
+    too_deep = _too_deep(raw)
+    if too_deep is not None:
+        return too_deep
+    try:
+        return msgspec.json.decode(raw)
+    except msgspec.ValidationError:  # a value beyond the decoder's range (1e400): member by member
+        return _decode_member_by_member(raw)
+    except msgspec.DecodeError as exc:
+        return Rejection(Reason.INVALID_JSON, None, f"not valid JSON: {exc}")
+    except UnicodeError as exc:
+        return Rejection(Reason.INVALID_JSON, None, f"not valid UTF-8: {exc}")
+    except RecursionError:  # (only when the caller's own stack is nearly exhausted)
+        return Rejection(Reason.INVALID_JSON, None, "JSON nested deeper than the decoder can go here")
+
+
 def _newer_version(version: Any) -> bool:
     """Whether a ``schema_version`` value is an integer above the supported one."""
     if isinstance(version, _Unreadable):
@@ -619,21 +637,9 @@ class Validator:
         """``diagnose``'s verdict, with the (open) event of a valid record. A record the typed decode
         refused is valid here only if it repeats a field whose first value is wrongly typed: like the
         typed decode, this reading keeps the last value of a repeated member."""
-        too_deep = _too_deep(raw)
-        if too_deep is not None:
-            return too_deep
-        try:
-            obj = msgspec.json.decode(raw)
-        except msgspec.ValidationError:  # a value beyond the decoder's range (1e400): member by member
-            obj = _decode_member_by_member(raw)
-            if isinstance(obj, Rejection):
-                return obj
-        except msgspec.DecodeError as exc:
-            return Rejection(Reason.INVALID_JSON, None, f"not valid JSON: {exc}")
-        except UnicodeError as exc:
-            return Rejection(Reason.INVALID_JSON, None, f"not valid UTF-8: {exc}")
-        except RecursionError:  # (only when the caller's own stack is nearly exhausted)
-            return Rejection(Reason.INVALID_JSON, None, "JSON nested deeper than the decoder can go here")
+        obj = _decode_untyped(raw)
+        if isinstance(obj, Rejection):
+            return obj
         if not isinstance(obj, dict):
             return Rejection(Reason.NOT_AN_OBJECT, None, f"expected a JSON object, got {type(obj).__name__}")
         version = obj.get("schema_version")

@@ -41,8 +41,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from functools import cache
-from itertools import accumulate
-from typing import Any, Final
+from itertools import accumulate, cycle
+from typing import Any, Final, NamedTuple
 
 import msgspec
 
@@ -291,9 +291,11 @@ def _table(weights: Iterable[float], bits: int = _TABLE_BITS) -> tuple[int, ...]
     return tuple(i for i, n in enumerate(counts) for _ in range(n))
 
 
-@dataclass(frozen=True, slots=True)
-class _Tables:
-    """Text and number tables shared by every generator in the process (built once, ~50 ms)."""
+class _Tables(NamedTuple):
+    """Text and number tables shared by every generator in the process (built once).
+
+    A tuple, so the hot loop binds every table to a local in one unpack.
+    """
 
     normal: tuple[float, ...]  # standard-normal quantiles
     minsec: tuple[str, ...]  # "mm:ss" for each second of an hour
@@ -323,9 +325,8 @@ def _tables() -> _Tables:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class _Bucket:
-    """One hour (clipped to the window) of the event-time curve."""
+class _Bucket(NamedTuple):
+    """One hour (clipped to the window) of the event-time curve (a tuple: the hot loop unpacks it)."""
 
     cum_hi: float  # cumulative weight at the end of this bucket (infinite for the last one)
     cum_lo: float
@@ -363,8 +364,7 @@ def _buckets(start: datetime, end: datetime, fx: FxTable) -> tuple[list[_Bucket]
         hour_start += timedelta(hours=1)
     if buckets:  # no float rounding can push an event past the last bucket
         last = buckets[-1]
-        buckets[-1] = _Bucket(math.inf, last.cum_lo, last.ms_per_weight, last.ms0, last.ms_max,
-                              last.prefix, last.hour_start, last.no_rate)
+        buckets[-1] = last._replace(cum_hi=math.inf)
     return buckets, cum
 
 
@@ -412,6 +412,67 @@ def _account_prefix(country: str) -> str:
 
 
 # --- the generator -------------------------------------------------------------------------------
+
+
+# A sampled approved payment a refund may reverse: (merchant_id, account_id, country, currency, channel,
+# payment_method, amount in minor units).
+_Payment = tuple[str, str, str, str, str, str, int]
+# Fill for the rings' unwritten slots (never read: draws stay below the number of slots written).
+_PLACEHOLDER_EVENT: Final = GeneratedEvent(b"", b"", None, None)
+_PLACEHOLDER_PAYMENT: Final[_Payment] = ("", "", "", "", "", "", 0)
+_APPROVED_JSON: Final = '"approved","decline_reason":null'
+_DECLINE_JSON: Final = {r: f'"declined","decline_reason":"{r}"' for r in DECLINE_REASONS}
+_NULL_RISK: Final = ',"risk_score":null'
+_HIGH_RISK: Final = int(HIGH_RISK * 10_000)  # as a risk level (1e-4 steps)
+
+
+class _Thresholds(NamedTuple):
+    """What a config means for the per-event draws (a tuple: the hot loop unpacks it into locals).
+
+    ``u`` (uniform) below ``dup_hi`` is a re-send, below ``invalid_hi`` an invalid record, above
+    ``refund_hi`` a refund; ``w`` below ``cross_p`` a cross-border buyer, below ``dcc_p`` one charged
+    in their home currency. ``number_t`` and ``offset_t`` are 10-bit thresholds for the rarer
+    per-event choices (drawn from spare random bits). Half the buyers are among ``regulars``
+    accounts of a country, the rest among ``pool``.
+    """
+
+    dup_hi: float
+    invalid_hi: float
+    refund_hi: float
+    cross_p: float
+    dcc_p: float
+    number_t: int
+    offset_t: int
+    regulars: int
+    pool: int
+
+    @classmethod
+    def of(cls, cfg: GeneratorConfig) -> _Thresholds:
+        invalid_hi = cfg.duplicate_fraction + cfg.invalid_fraction
+        return cls(
+            dup_hi=cfg.duplicate_fraction,
+            invalid_hi=invalid_hi,
+            refund_hi=1.0 - (1.0 - invalid_hi) * cfg.refund_fraction,
+            cross_p=cfg.cross_border_fraction,
+            dcc_p=cfg.cross_border_fraction * 0.25,
+            number_t=round(cfg.number_amount_fraction * 1024),
+            offset_t=round(cfg.local_offset_fraction * 1024),
+            regulars=2 * max(1, cfg.accounts_per_country // 20),
+            pool=2 * cfg.accounts_per_country,
+        )
+
+
+def _resend(original: GeneratedEvent) -> GeneratedEvent:
+    """A retrying producer's re-send of ``original``: the same bytes, marked as a duplicate."""
+    return GeneratedEvent(original.key, original.value, original.event_id, None, True, original.enrichment_reason)
+
+
+def _refund(payment: _Payment, random_: Callable[[], float]) -> tuple[str, str, str, str, str, str, int, str | None]:
+    """A refund of ``payment`` (in full, or in part): its fields, the refunded units and a decline reason or None."""
+    merchant_id, account, country, currency, channel, method, paid = payment
+    units = paid if random_() < 0.7 else max(1, int(paid * (0.1 + 0.8 * random_())))
+    reason = "processing_error" if random_() < 0.01 else None
+    return merchant_id, account, country, currency, channel, method, units, reason
 
 
 def generate_events(
@@ -491,51 +552,34 @@ class _Generator:
                 result.append(self._profile(f"mrc_{n}", like.country, like.category, currencies))
         return result
 
-    def run(self) -> Iterator[GeneratedEvent]:
-        """The hot loop: a new valid payment is the straight path; everything else is a branch."""
+    def run(self) -> Iterator[GeneratedEvent]:  # noqa: C901, PLR0912, PLR0915 - per-event hot loop, inline for throughput (docs/adr/0011-complexity-limits.md)
+        """The hot loop: a new valid payment is the straight path; everything else is a branch.
+
+        Setup lives in ``_Thresholds`` and the tables; the rare paths (a re-send, a refund, the next
+        hour, a cross-border buyer, an invalid record) are helpers. The common path stays inline:
+        a call per event costs throughput.
+        """
         cfg = self.config
         count = cfg.count
         if count == 0 or not self.buckets:
             return
         rng = random.Random(cfg.seed)  # noqa: S311 - synthetic data, not security
         random_, getrandbits, randbytes = rng.random, rng.getrandbits, rng.randbytes
-        t = _tables()
-        normal, minsec, millis, cents = t.normal, t.minsec, t.millis, t.cents
-        risk_level, risk_text, risk_json_t, decline_p = t.risk_level, t.risk_text, t.risk_json, t.decline_p
+        normal, minsec, millis, cents, risk_level, risk_text, risk_json_t, decline_p = _tables()
         exp, bisect_right = math.exp, bisect.bisect_right
-        profiles, merchant_cum = self.profiles, self.merchant_cum
-        minor_per_usd, decline_table = self.minor_per_usd, self.decline_table
-        decline_json = {r: f'"declined","decline_reason":"{r}"' for r in DECLINE_REASONS}
-        country_table, country_currency = self.country_table, self.country_currency
-        account_prefix = self.account_prefix
-        zero_decimal = ZERO_DECIMAL_CURRENCIES
-        no_fx, kinds = Reason.NO_FX_RATE, RECORD_REASONS
-        pool = 2 * cfg.accounts_per_country
-        regulars = 2 * max(1, cfg.accounts_per_country // 20)
-        approved_json = '"approved","decline_reason":null'
-        null_risk = ',"risk_score":null'
-        high_risk = int(HIGH_RISK * 10_000)
+        profiles, merchant_cum, decline_table = self.profiles, self.merchant_cum, self.decline_table
+        zero_decimal, no_fx, invalid_kinds = ZERO_DECIMAL_CURRENCIES, Reason.NO_FX_RATE, cycle(RECORD_REASONS)
+        approved_json, decline_json, null_risk, high_risk = _APPROVED_JSON, _DECLINE_JSON, _NULL_RISK, _HIGH_RISK
+        dup_hi, invalid_hi, refund_hi, cross_p, dcc_p, number_t, offset_t, regulars, pool = _Thresholds.of(cfg)
 
-        dup_hi = cfg.duplicate_fraction
-        invalid_hi = dup_hi + cfg.invalid_fraction
-        refund_hi = 1.0 - (1.0 - invalid_hi) * cfg.refund_fraction  # u above this: a refund
-        cross_p = cfg.cross_border_fraction
-        dcc_p = cross_p * 0.25  # cross-border buyers charged in their home currency
-        # 10-bit thresholds for the rarer per-event choices (drawn from spare random bits)
-        number_t = round(cfg.number_amount_fraction * 1024)
-        offset_t = round(cfg.local_offset_fraction * 1024)
-
-        dup_ring: list[GeneratedEvent] = []
+        # Rings of recent events, written round-robin; only the first min(n, size) slots are ever read.
+        dup_ring = [_PLACEHOLDER_EVENT] * _DUP_RING
         n_valid = 0
-        refund_ring: list[tuple[str, str, str, str, str, str, int]] = []
+        refund_ring = [_PLACEHOLDER_PAYMENT] * _REFUND_RING
         n_sampled = 0
-        invalid_seq = 0
 
-        buckets = self.buckets
         b_index = 0
-        bucket = buckets[0]
-        cum_hi, cum_lo, ms_per_weight = bucket.cum_hi, bucket.cum_lo, bucket.ms_per_weight
-        ms0, ms_max, prefix, no_rate = bucket.ms0, bucket.ms_max, bucket.prefix, bucket.no_rate
+        cum_hi, cum_lo, ms_per_weight, ms0, ms_max, prefix, hour_start, no_rate = self.buckets[0]
         scale = self.total_weight / count
         ids: list[str] = []
         txns: list[str] = []
@@ -545,21 +589,15 @@ class _Generator:
             u = random_()
             if u < dup_hi:
                 if n_valid:
-                    original = dup_ring[int(random_() * (n_valid if n_valid < _DUP_RING else _DUP_RING))]
-                    yield GeneratedEvent(original.key, original.value, original.event_id, None, True,
-                                         original.enrichment_reason)
+                    yield _resend(dup_ring[int(random_() * (n_valid if n_valid < _DUP_RING else _DUP_RING))])
                     continue
                 u = invalid_hi  # nothing to re-send yet: a new payment instead
 
             # event time: the (i + jitter) / count quantile of the weighted hours, always increasing
             q = (i + random_()) * scale
             if q >= cum_hi:
-                while q >= cum_hi:
-                    b_index += 1
-                    bucket = buckets[b_index]
-                    cum_hi = bucket.cum_hi
-                cum_lo, ms_per_weight, ms0, ms_max = bucket.cum_lo, bucket.ms_per_weight, bucket.ms0, bucket.ms_max
-                prefix, no_rate = bucket.prefix, bucket.no_rate
+                b_index = self._bucket_index(q, b_index)
+                cum_hi, cum_lo, ms_per_weight, ms0, ms_max, prefix, hour_start, no_rate = self.buckets[b_index]
             off = ms0 + int((q - cum_lo) * ms_per_weight)
             if off > ms_max:
                 off = ms_max
@@ -575,13 +613,10 @@ class _Generator:
             opt = bits >> 16
             reason: str | None = None
             if u > refund_hi and n_sampled:
-                merchant_id, account, country, currency, channel, method, paid = refund_ring[
-                    int(random_() * (n_sampled if n_sampled < _REFUND_RING else _REFUND_RING))]
-                units = paid if random_() < 0.7 else max(1, int(paid * (0.1 + 0.8 * random_())))
+                merchant_id, account, country, currency, channel, method, units, reason = _refund(
+                    refund_ring[int(random_() * (n_sampled if n_sampled < _REFUND_RING else _REFUND_RING))], random_)
                 event_type = "refund"
                 risk_k = _NO_RISK
-                if random_() < 0.01:
-                    reason = "processing_error"
             else:
                 event_type = "payment"
                 merchant_id, country, currency, mu, sigma, channel_methods, acc_prefix = profiles[
@@ -590,12 +625,7 @@ class _Generator:
                 x = exp(mu + sigma * normal[getrandbits(14)])  # minor units of the merchant currency
                 w = random_()
                 if w < cross_p:  # a visitor, or a cross-border online buyer
-                    country = country_table[getrandbits(10)]
-                    acc_prefix = account_prefix[country]
-                    if w < dcc_p:  # dynamic currency conversion: charged in the buyer's currency
-                        home = country_currency[country]
-                        x *= minor_per_usd[home] / minor_per_usd[currency]
-                        currency = home
+                    country, acc_prefix, currency, x = self._abroad(getrandbits(10), w < dcc_p, currency, x)
                 a = random_()  # half the payments come from the regular 5 % of a country's accounts
                 account = f"{acc_prefix}{int(a * regulars if a < 0.5 else (a - 0.5) * pool) + 10_000_000}"
                 units = int(x + 0.5) or 1
@@ -606,10 +636,8 @@ class _Generator:
             amount = (f'"{units}"' if currency in zero_decimal
                       else f'"{units // 100}.{cents[units % 100]}"')
             if u < invalid_hi:
-                kind = kinds[invalid_seq % len(kinds)]
-                invalid_seq += 1
+                kind = next(invalid_kinds)
                 # a valid record as a dict in contract order: the starting point of the invalid one
-                risk = risk_text[risk_k] if risk_k >= 0 else None
                 record = {
                     "event_id": event_id, "event_type": event_type, "schema_version": 1,
                     "event_time": f"{prefix}{minsec[off // 1000]}.{millis[off % 1000]}Z",
@@ -617,7 +645,7 @@ class _Generator:
                     "amount": amount[1:-1], "currency": currency,
                     "status": "approved" if reason is None else "declined", "decline_reason": reason,
                     "channel": channel, "country": country, "payment_method": method,
-                    "risk_score": None if risk is None else float(risk),
+                    "risk_score": float(risk_text[risk_k]) if risk_k >= 0 else None,
                 }
                 key, value, eid = _break(kind, record, rng, self.end, self.unknown_currencies)
                 yield GeneratedEvent(key, value, eid, kind)
@@ -626,11 +654,8 @@ class _Generator:
             if reason is None:
                 status_json = approved_json
                 if not bits >> 40 and event_type == "payment":  # 1 in 8 may be refunded later
-                    entry = (merchant_id, account, country, currency, channel, method, units)
-                    if n_sampled < _REFUND_RING:
-                        refund_ring.append(entry)
-                    else:
-                        refund_ring[n_sampled & (_REFUND_RING - 1)] = entry
+                    refund_ring[n_sampled & (_REFUND_RING - 1)] = (
+                        merchant_id, account, country, currency, channel, method, units)
                     n_sampled += 1
             else:
                 status_json = decline_json[reason]
@@ -639,7 +664,7 @@ class _Generator:
             null = opt & 127
             risk_json = risk_json_t[risk_k] if risk_k >= 0 and null > 4 else (null_risk if null else "")
             if ((opt >> 7) & 1023) < offset_t and country in COUNTRY_OFFSETS:
-                event_time = _with_offset(bucket.hour_start, off, COUNTRY_OFFSETS[country])
+                event_time = _with_offset(hour_start, off, COUNTRY_OFFSETS[country])
             else:
                 event_time = f"{prefix}{minsec[off // 1000]}.{millis[off % 1000]}Z"
             event = GeneratedEvent(
@@ -651,12 +676,29 @@ class _Generator:
                 f'"payment_method":"{method}"{risk_json}}}'.encode(),
                 event_id, None, False, no_fx if currency in no_rate else None,
             )
-            if n_valid < _DUP_RING:
-                dup_ring.append(event)
-            else:
-                dup_ring[n_valid & (_DUP_RING - 1)] = event
+            dup_ring[n_valid & (_DUP_RING - 1)] = event
             n_valid += 1
             yield event
+
+    def _bucket_index(self, q: float, b_index: int) -> int:
+        """The index of the hour bucket that cumulative weight ``q`` falls in, at or after ``b_index``."""
+        buckets = self.buckets
+        while q >= buckets[b_index].cum_hi:
+            b_index += 1
+        return b_index
+
+    def _abroad(self, table_bits: int, in_home_currency: bool, currency: str,
+                x: float) -> tuple[str, str, str, float]:
+        """A buyer from another country: (country, account prefix, currency, amount in minor units).
+
+        ``in_home_currency`` is dynamic currency conversion: the buyer is charged in their own currency.
+        """
+        country = self.country_table[table_bits]
+        if in_home_currency:
+            home = self.country_currency[country]
+            x *= self.minor_per_usd[home] / self.minor_per_usd[currency]
+            currency = home
+        return country, self.account_prefix[country], currency, x
 
 
 def _id_masks() -> tuple[bytes, int, int]:

@@ -221,6 +221,22 @@ class _Deliveries:
             self.errors.append(str(err))
 
 
+@dataclass(frozen=True, slots=True)
+class KafkaOptions:
+    """How ``send_to_kafka`` builds its producer, waits on the broker and paces itself (tests inject a
+    fake producer, sleep and clock here)."""
+
+    producer_factory: ProducerFactory = _confluent_producer
+    extra_config: Mapping[str, Any] | None = None  # producer settings over the defaults (TLS, SASL, ...)
+    connect_timeout: float = 10.0  # seconds for the broker to answer before the sink fails fast
+    flush_timeout: float = 60.0  # seconds to wait for the last delivery reports
+    sleep: Callable[[float], None] = time.sleep  # waits out the rate limit
+    clock: Callable[[], float] = time.monotonic  # the rate limit's clock
+
+
+DEFAULT_KAFKA_OPTIONS: Final = KafkaOptions()
+
+
 def send_to_kafka(
     events: Iterable[GeneratedEvent],
     *,
@@ -229,23 +245,19 @@ def send_to_kafka(
     rate: float = 0.0,
     progress: ProgressCallback = _noop,
     progress_every: int = DEFAULT_PROGRESS_EVERY,
-    producer_factory: ProducerFactory = _confluent_producer,
-    extra_config: Mapping[str, Any] | None = None,
-    connect_timeout: float = 10.0,
-    flush_timeout: float = 60.0,
-    sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.monotonic,
+    options: KafkaOptions = DEFAULT_KAFKA_OPTIONS,
 ) -> SinkReport:
     """Produce each event to ``topic`` keyed by its ``key`` (the account id), at most ``rate``/s.
 
     ``rate`` 0 means as fast as the producer takes them. Records still unconfirmed after
-    ``flush_timeout`` count as failed. Raises ``ServiceError`` when the broker or topic is missing.
+    ``options.flush_timeout`` count as failed. Raises ``ServiceError`` when the broker or topic is missing.
     """
     if rate < 0:
         raise ValueError(f"rate must be >= 0, got {rate}")
+    sleep, clock, flush_timeout = options.sleep, options.clock, options.flush_timeout
     kafka_error = _kafka_exception()
-    producer = producer_factory(producer_config(bootstrap_servers, extra_config))
-    _check_reachable(producer, bootstrap_servers, topic, connect_timeout)
+    producer = options.producer_factory(producer_config(bootstrap_servers, options.extra_config))
+    _check_reachable(producer, bootstrap_servers, topic, options.connect_timeout)
     deliveries = _Deliveries()
     counter = SummaryCounter()
     started = clock()

@@ -29,6 +29,7 @@ from dataforge.schemas import PLATFORM_TOTAL
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import QueryOutputTypeDef
 
 TABLE_KEY_NAMES: Final = frozenset({serving.PK, serving.SK})
 ALERT_INDEX_KEY_NAMES: Final = frozenset(
@@ -91,6 +92,51 @@ class Filter:
         return (" AND ".join(parts), names, values) if parts else None
 
 
+@dataclass(frozen=True, slots=True)
+class KeySchema:
+    """The key a query's partitions name: the table's own, or a global secondary index's (``index``)."""
+
+    index: str | None
+    pk: str
+    sk: str
+
+
+TABLE_KEYS: Final = KeySchema(None, serving.PK, serving.SK)
+ALERT_STATUS_KEYS: Final = KeySchema(serving.ALERTS_STATUS_INDEX, serving.ALERT_STATUS_ATTR,
+                                     serving.ALERT_RAISED_AT_ATTR)
+
+
+def _key_condition(part: Partition, keys: KeySchema) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """One partition's KeyConditionExpression, with its attribute names and values."""
+    names: dict[str, str] = {"#pk": keys.pk}
+    values: dict[str, Any] = {":pk": {"S": part.pk}}
+    condition = "#pk = :pk"
+    if part.sk_low is not None or part.sk_high is not None:
+        names["#sk"] = keys.sk
+    if part.sk_low is not None and part.sk_high is not None:
+        condition += " AND #sk BETWEEN :lo AND :hi"
+        values[":lo"], values[":hi"] = {"S": part.sk_low}, {"S": part.sk_high}
+    elif part.sk_low is not None:
+        condition += " AND #sk >= :lo"
+        values[":lo"] = {"S": part.sk_low}
+    elif part.sk_high is not None:
+        condition += " AND #sk <= :hi"
+        values[":hi"] = {"S": part.sk_high}
+    return condition, names, values
+
+
+def _query(client: DynamoDBClient, request: dict[str, Any], *, resuming: bool) -> QueryOutputTypeDef:
+    """``client.query``; a start key DynamoDB refuses while ``resuming`` is the caller's bad token."""
+    try:
+        return client.query(**request)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ValidationException" and resuming:
+            raise BadRequestError("invalid_token", "next_token is not valid for this query; start again") from exc
+        raise _dependency(exc, "query") from exc
+    except BotoCoreError as exc:
+        raise _dependency(exc, "query") from exc
+
+
 def paged_query(
     client: DynamoDBClient,
     table: str,
@@ -99,9 +145,7 @@ def paged_query(
     limit: int,
     cursor: Cursor | None,
     item_filter: Filter | None = None,
-    index: str | None = None,
-    pk_name: str = serving.PK,
-    sk_name: str = serving.SK,
+    keys: KeySchema = TABLE_KEYS,
     forward: bool = True,
 ) -> Page:
     """Up to ``limit`` items from consecutive key queries, resumable exactly at the returned cursor.
@@ -117,20 +161,7 @@ def paged_query(
     filt = item_filter.expression() if item_filter else None
     while position < len(partitions) and len(items) < limit:
         part = partitions[position]
-        names: dict[str, str] = {"#pk": pk_name}
-        values: dict[str, Any] = {":pk": {"S": part.pk}}
-        condition = "#pk = :pk"
-        if part.sk_low is not None or part.sk_high is not None:
-            names["#sk"] = sk_name
-        if part.sk_low is not None and part.sk_high is not None:
-            condition += " AND #sk BETWEEN :lo AND :hi"
-            values[":lo"], values[":hi"] = {"S": part.sk_low}, {"S": part.sk_high}
-        elif part.sk_low is not None:
-            condition += " AND #sk >= :lo"
-            values[":lo"] = {"S": part.sk_low}
-        elif part.sk_high is not None:
-            condition += " AND #sk <= :hi"
-            values[":hi"] = {"S": part.sk_high}
+        condition, names, values = _key_condition(part, keys)
         request: dict[str, Any] = {
             "TableName": table, "KeyConditionExpression": condition, "Limit": limit - len(items),
             "ScanIndexForward": forward,
@@ -141,20 +172,13 @@ def paged_query(
             names.update(f_names)
             values.update(f_values)
         request["ExpressionAttributeNames"], request["ExpressionAttributeValues"] = names, values
-        if index is not None:
-            request["IndexName"] = index
+        if keys.index is not None:
+            request["IndexName"] = keys.index
         if start_key is not None:
-            if start_key.get(pk_name) != part.pk:
+            if start_key.get(keys.pk) != part.pk:
                 raise BadRequestError("invalid_token", "next_token does not belong to this query; start again")
             request["ExclusiveStartKey"] = {k: {"S": v} for k, v in start_key.items()}
-        try:
-            response = client.query(**request)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ValidationException" and start_key is not None:
-                raise BadRequestError("invalid_token", "next_token is not valid for this query; start again") from exc
-            raise _dependency(exc, "query") from exc
-        except BotoCoreError as exc:
-            raise _dependency(exc, "query") from exc
+        response = _query(client, request, resuming=start_key is not None)
         items.extend(_plain(i) for i in response.get("Items", []))
         last = response.get("LastEvaluatedKey")
         start_key = {k: str(_DESERIALIZER.deserialize(v)) for k, v in last.items()} if last else None
@@ -273,9 +297,8 @@ class AlertRepository:
     def by_status(self, status: str, *, limit: int, cursor: Cursor | None) -> Page:
         """Newest first, through the ``by_status`` GSI."""
         return self._cache.get(("by_status", status, limit, _cursor_key(cursor)), lambda: paged_query(
-            self._client, self._table, [Partition(status)], limit=limit, cursor=cursor,
-            index=serving.ALERTS_STATUS_INDEX, pk_name=serving.ALERT_STATUS_ATTR,
-            sk_name=serving.ALERT_RAISED_AT_ATTR, forward=False,
+            self._client, self._table, [Partition(status)], limit=limit, cursor=cursor, keys=ALERT_STATUS_KEYS,
+            forward=False,
         ))
 
     def get(self, alert_id: str) -> Item | None:

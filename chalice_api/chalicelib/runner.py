@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
@@ -121,17 +122,26 @@ def _error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
+@dataclass(frozen=True, slots=True)
+class QueryLimits:
+    """What one query may take."""
+
+    max_rows: int  # the row limit the guard enforces (LIMIT added or lowered)
+    timeout_seconds: float  # a query still running past it is stopped
+    page_bytes: int = MAX_RESULT_PAGE_BYTES  # one results page; a larger page fails with result_too_large
+    result_bytes: int = MAX_RESULT_BYTES  # a whole result (the engine's limit, named in the user's message)
+
+
 class QueryRunner:
     """``redact``: names a failure message shown to the user must not hold (the lake's buckets, ...)."""
 
     def __init__(
         self, engine: Callable[[], AthenaLike], catalog: GlueCatalog, *, dialect: str, workgroup: str | None,
-        max_rows: int, timeout_seconds: float, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        redact: Sequence[str] = (), page_bytes: int = MAX_RESULT_PAGE_BYTES, result_bytes: int = MAX_RESULT_BYTES,
+        limits: QueryLimits, clock: Callable[[], datetime] = lambda: datetime.now(UTC), redact: Sequence[str] = (),
     ) -> None:
         self._engine, self._catalog, self._dialect, self._workgroup = engine, catalog, dialect, workgroup
-        self._max_rows, self._timeout, self._clock = max_rows, timeout_seconds, clock
-        self._redact, self._page_bytes, self._result_bytes = tuple(redact), page_bytes, result_bytes
+        self._max_rows, self._timeout, self._clock = limits.max_rows, limits.timeout_seconds, clock
+        self._redact, self._page_bytes, self._result_bytes = tuple(redact), limits.page_bytes, limits.result_bytes
 
     def start(self, sql: str, database: str | None) -> dict[str, Any]:
         checked = guard(

@@ -22,7 +22,7 @@ from chalicelib.config import CATALOG_TTL_SECONDS, ApiConfig
 from chalicelib.errors import DependencyError
 from chalicelib.recording import NO_RECORDING, Recorder
 from chalicelib.repositories import AlertRepository, KpiRepository, RealtimeRepository
-from chalicelib.runner import AthenaLike, LocalEngine, QueryRunner
+from chalicelib.runner import AthenaLike, LocalEngine, QueryLimits, QueryRunner
 
 if TYPE_CHECKING:
     from mypy_boto3_athena import AthenaClient
@@ -123,8 +123,9 @@ class Services:
             redact.append(urlparse(settings.endpoint_url).netloc)
         return self._once("runner", lambda: QueryRunner(
             self.engine, self.catalog(), dialect="trino" if self.config.query_engine == "athena" else "duckdb",
-            workgroup=self.config.athena_workgroup, max_rows=self.config.max_query_rows,
-            timeout_seconds=self.config.query_timeout_seconds, clock=self.clock, redact=redact))
+            workgroup=self.config.athena_workgroup,
+            limits=QueryLimits(max_rows=self.config.max_query_rows, timeout_seconds=self.config.query_timeout_seconds),
+            clock=self.clock, redact=redact))
 
     def close(self) -> None:
         with self._lock:

@@ -32,9 +32,9 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping, Set
+from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from sqlglot import exp
 from sqlglot.dialects.trino import Trino
@@ -270,35 +270,67 @@ def _refused_node(node: exp.Expr) -> SqlRefusedError:
     return _refuse("syntax_not_allowed", f"{node.key.upper()} is not allowed in queries")
 
 
-def _check_node(node: exp.Expr) -> None:
-    """The per-type rules of syntax nodes whose content the generators may print verbatim."""
-    if isinstance(node, exp.Identifier):
-        if not node.quoted and not _IDENTIFIER.fullmatch(node.name):
-            raise _refuse("syntax_not_allowed", f"identifier {node.name[:80]!r} must be double-quoted")
-    elif isinstance(node, exp.Var):
-        if not _WORD.fullmatch(node.name):
-            raise _refuse("syntax_not_allowed", f"{node.name[:80]!r} is not a unit or keyword; write a plain word")
-    elif isinstance(node, exp.Literal):
-        if node.is_string and _URL_LITERAL.match(node.name):
-            raise _refuse("literal_not_allowed", "URLs and file paths are not allowed in queries; query catalog tables")
-    elif isinstance(node, exp.DataType):
-        if node.this not in _TYPES:
-            raise _refuse("syntax_not_allowed", f"type {node.sql(dialect=READ_DIALECT)[:80]} is not allowed")
-    elif isinstance(node, exp.Dot):
-        if not isinstance(node.expression, (exp.Identifier, exp.Star)):
-            raise _refuse("syntax_not_allowed", f"{node.expression.key.upper()} after '.' is not allowed")
-    elif isinstance(node, exp.In):
-        if node.args.get("field") is not None or node.args.get("unnest") is not None:
-            raise _refuse("syntax_not_allowed", "IN takes a parenthesized list or a subquery, as in Trino")
-    elif isinstance(node, (exp.Any, exp.All)):
-        if not isinstance(node.this, (exp.Subquery, exp.Query)):
-            raise _refuse("syntax_not_allowed", f"{node.key.upper()} takes a subquery, as in Trino")
-    elif isinstance(node, exp.Unnest):
-        if not isinstance(node.parent, (exp.From, exp.Join)):
-            raise _refuse("syntax_not_allowed", "UNNEST is allowed only in a FROM or JOIN clause")
-    elif isinstance(node, exp.Table) and not isinstance(node.this, exp.Identifier):
+def _check_identifier(node: exp.Identifier) -> None:
+    if not node.quoted and not _IDENTIFIER.fullmatch(node.name):
+        raise _refuse("syntax_not_allowed", f"identifier {node.name[:80]!r} must be double-quoted")
+
+
+def _check_var(node: exp.Var) -> None:
+    if not _WORD.fullmatch(node.name):
+        raise _refuse("syntax_not_allowed", f"{node.name[:80]!r} is not a unit or keyword; write a plain word")
+
+
+def _check_literal(node: exp.Literal) -> None:
+    if node.is_string and _URL_LITERAL.match(node.name):
+        raise _refuse("literal_not_allowed", "URLs and file paths are not allowed in queries; query catalog tables")
+
+
+def _check_data_type(node: exp.DataType) -> None:
+    if node.this not in _TYPES:
+        raise _refuse("syntax_not_allowed", f"type {node.sql(dialect=READ_DIALECT)[:80]} is not allowed")
+
+
+def _check_dot(node: exp.Dot) -> None:
+    if not isinstance(node.expression, (exp.Identifier, exp.Star)):
+        raise _refuse("syntax_not_allowed", f"{node.expression.key.upper()} after '.' is not allowed")
+
+
+def _check_in(node: exp.In) -> None:
+    if node.args.get("field") is not None or node.args.get("unnest") is not None:
+        raise _refuse("syntax_not_allowed", "IN takes a parenthesized list or a subquery, as in Trino")
+
+
+def _check_quantified(node: exp.Any | exp.All) -> None:
+    if not isinstance(node.this, (exp.Subquery, exp.Query)):
+        raise _refuse("syntax_not_allowed", f"{node.key.upper()} takes a subquery, as in Trino")
+
+
+def _check_unnest(node: exp.Unnest) -> None:
+    if not isinstance(node.parent, (exp.From, exp.Join)):
+        raise _refuse("syntax_not_allowed", "UNNEST is allowed only in a FROM or JOIN clause")
+
+
+def _check_table(node: exp.Table) -> None:
+    if not isinstance(node.this, exp.Identifier):
         what = function_name(node.this) if isinstance(node.this, exp.Expr) else str(node.this)
         raise _refuse("function_not_allowed", f"table function {what}() is not allowed; query the catalog's tables")
+
+
+# The per-type rules of syntax nodes whose content the generators may print verbatim, looked up by
+# the node's exact type: the nodes checked are of the types in SYNTAX_NODES, none of which subclasses
+# a different key here.
+_NODE_CHECKS: Final[Mapping[type[exp.Expr], Callable[[Any], None]]] = {
+    exp.Identifier: _check_identifier,
+    exp.Var: _check_var,
+    exp.Literal: _check_literal,
+    exp.DataType: _check_data_type,
+    exp.Dot: _check_dot,
+    exp.In: _check_in,
+    exp.Any: _check_quantified,
+    exp.All: _check_quantified,
+    exp.Unnest: _check_unnest,
+    exp.Table: _check_table,
+}
 
 
 def _check_nodes(tree: exp.Query) -> list[exp.Table]:
@@ -310,8 +342,9 @@ def _check_nodes(tree: exp.Query) -> list[exp.Table]:
             continue
         if not is_allowed_node(node):
             raise _refused_node(node)
-        if kind is not exp.Anonymous:
-            _check_node(node)
+        check = _NODE_CHECKS.get(kind)
+        if check is not None:
+            check(node)
         if kind is exp.Table:
             tables.append(node)  # type: ignore[arg-type]
     return tables

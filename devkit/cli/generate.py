@@ -162,7 +162,7 @@ def _summary_table(report: SinkReport, destination: Destination) -> Table:
     return table
 
 
-def generate(
+def generate(  # noqa: PLR0913, PLR0917 - a Typer command: its parameters are its options (docs/adr/0011-complexity-limits.md)
     count: Annotated[int, typer.Option(min=0, help="Number of records to produce (duplicates and invalid included).")]
     = 10_000,
     seed: Annotated[int, typer.Option(help="Random seed: the same options and seed give the same bytes.")] = 0,

@@ -157,7 +157,7 @@ class LiveTraffic:
 
     # --- the parts --------------------------------------------------------------------------------
     def _produce(self) -> None:
-        from devkit.generator_sinks import send_to_kafka
+        from devkit.generator_sinks import KafkaOptions, send_to_kafka
 
         cfg = self.config
         span = timedelta(seconds=cfg.chunk_seconds)
@@ -171,7 +171,7 @@ class LiveTraffic:
             events = generate_events(GeneratorConfig(
                 count=count, seed=chunk_seed(cfg.seed, end), start=start, end=end,
                 invalid_fraction=cfg.invalid_fraction, duplicate_fraction=cfg.duplicate_fraction))
-            report = send_to_kafka(self._until_stopped(events), rate=cfg.rate, sleep=self._pause,
+            report = send_to_kafka(self._until_stopped(events), rate=cfg.rate, options=KafkaOptions(sleep=self._pause),
                                    bootstrap_servers=self.settings.require("kafka_bootstrap_servers"),
                                    topic=self.settings.kafka_topic)
             self.counters.chunks += 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -255,6 +256,22 @@ def test_fast_path_and_slow_path_always_agree(
         assert (fast.reason, fast.field) == (slow.reason, slow.field)
 
 
+# The per-field rules a type cannot express, spelled out naively: (converted value, record) -> the
+# reason of the broken rule, or None. Fields without an entry have no such rule.
+_NAIVE_RULES: dict[str, Callable[[Any, dict[str, Any]], Reason | None]] = {
+    "schema_version": lambda value, _: check_schema_version(value),
+    "event_time": lambda value, _: Reason.EVENT_TIME_IN_FUTURE if value > NOW + MAX_FUTURE_SKEW else None,
+    "amount": lambda value, _: check_amount(value),
+    "currency": lambda value, _: check_currency(value, CURRENCIES),
+    "decline_reason": lambda value, record: check_decline_reason(record["status"], value),
+    "country": lambda value, _: Reason.INVALID_COUNTRY if value not in COUNTRY_CODES else None,
+}
+
+
+def _no_rule(value: Any, record: dict[str, Any]) -> Reason | None:
+    return None
+
+
 def _first_broken_rule(record: dict[str, Any]) -> tuple[Reason, str] | None:
     """The contract's definition, spelled out naively: walk the fields in contract order, convert
     each value on its own, apply its rule, stop at the first failure. ``diagnose`` must agree with
@@ -271,19 +288,7 @@ def _first_broken_rule(record: dict[str, Any]) -> tuple[Reason, str] | None:
             value = msgspec.convert(record[spec.name], spec.decode_type)
         except msgspec.ValidationError:
             return spec.invalid, spec.name
-        rule: Reason | None = None
-        if spec.name == "schema_version":
-            rule = check_schema_version(value)
-        elif spec.name == "event_time" and value > NOW + MAX_FUTURE_SKEW:
-            rule = Reason.EVENT_TIME_IN_FUTURE
-        elif spec.name == "amount":
-            rule = check_amount(value)
-        elif spec.name == "currency":
-            rule = check_currency(value, CURRENCIES)
-        elif spec.name == "decline_reason":
-            rule = check_decline_reason(record["status"], value)
-        elif spec.name == "country" and value not in COUNTRY_CODES:
-            rule = Reason.INVALID_COUNTRY
+        rule = _NAIVE_RULES.get(spec.name, _no_rule)(value, record)
         if rule is not None:
             return rule, spec.name
     return None

@@ -26,6 +26,7 @@ from devkit.generator import (
 )
 from devkit.generator_sinks import (
     KAFKA_PRODUCER_DEFAULTS,
+    KafkaOptions,
     send_to_kafka,
     write_jsonl,
     write_stream,
@@ -392,7 +393,8 @@ def test_kafka_sink_produces_every_record_keyed_by_account(make: Callable[..., l
         producers.append(FakeProducer(config, queue_limit=700))
         return producers[-1]
 
-    report = send_to_kafka(events, bootstrap_servers="broker:9092", topic="transactions", producer_factory=factory)
+    report = send_to_kafka(events, bootstrap_servers="broker:9092", topic="transactions",
+                           options=KafkaOptions(producer_factory=factory))
     (producer,) = producers
     assert producer.produced == [("transactions", e.key, e.value) for e in events]
     assert producer.buffer_errors > 0  # a full queue was waited out, nothing lost
@@ -408,7 +410,7 @@ def test_kafka_sink_produces_every_record_keyed_by_account(make: Callable[..., l
 def test_kafka_sink_counts_failed_deliveries(make: Callable[..., list[GeneratedEvent]]) -> None:
     events = make(count=500)
     report = send_to_kafka(events, bootstrap_servers="b:1", topic="transactions",
-                           producer_factory=lambda config: FakeProducer(config, fail_every=5))
+                           options=KafkaOptions(producer_factory=lambda config: FakeProducer(config, fail_every=5)))
     assert (report.sent, report.delivered, report.failed) == (500, 400, 100)
     assert report.errors
 
@@ -422,7 +424,7 @@ def test_kafka_sink_respects_the_rate_limit(make: Callable[..., list[GeneratedEv
         now[0] += seconds
 
     send_to_kafka(make(count=200), bootstrap_servers="b:1", topic="transactions", rate=100.0,
-                  producer_factory=FakeProducer, sleep=sleep, clock=lambda: now[0])
+                  options=KafkaOptions(producer_factory=FakeProducer, sleep=sleep, clock=lambda: now[0]))
     assert sum(slept) == pytest.approx(1.99, abs=0.02)  # 200 records at 100/s: the last leaves at 1.99 s
 
 
@@ -433,7 +435,7 @@ def test_kafka_sink_respects_the_rate_limit(make: Callable[..., list[GeneratedEv
 def test_kafka_sink_fails_fast_with_a_hint(producer_options: dict[str, Any], message: str) -> None:
     with pytest.raises(ServiceError, match=message):
         send_to_kafka([], bootstrap_servers="b:1", topic="transactions",
-                      producer_factory=lambda config: FakeProducer(config, **producer_options))
+                      options=KafkaOptions(producer_factory=lambda config: FakeProducer(config, **producer_options)))
 
 
 def test_summary_counts_by_kind(mixed: list[GeneratedEvent]) -> None:

@@ -68,11 +68,11 @@ def make_engine(api_services: Any) -> Iterator[Callable[..., Any]]:
 
 
 def runner_on(api_services: Any, engine: Any, timeout_seconds: float = 60) -> Any:
-    from chalicelib.runner import QueryRunner
+    from chalicelib.runner import QueryLimits, QueryRunner
 
     settings = api_services.config.settings
-    return QueryRunner(lambda: engine, api_services.catalog(), dialect="duckdb", workgroup=None, max_rows=10_000,
-                       timeout_seconds=timeout_seconds,
+    return QueryRunner(lambda: engine, api_services.catalog(), dialect="duckdb", workgroup=None,
+                       limits=QueryLimits(max_rows=10_000, timeout_seconds=timeout_seconds),
                        redact=[settings.silver_bucket, settings.gold_bucket, settings.endpoint_url])
 
 

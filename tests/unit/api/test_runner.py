@@ -11,7 +11,7 @@ import duckdb
 import pytest
 from botocore.exceptions import ClientError
 from chalicelib.errors import DependencyError, ResultTooLargeError, TooManyRequestsError
-from chalicelib.runner import QueryRunner, public_message, row_bytes
+from chalicelib.runner import QueryLimits, QueryRunner, public_message, row_bytes
 
 from devkit.local.duckdb_engine import ENGINE_FAILED_REASON, ResultTooLarge, failure
 
@@ -61,7 +61,8 @@ class FakeAthena:
 
 def runner(engine: FakeAthena, now: datetime = SUBMITTED + timedelta(seconds=1), **kwargs: Any) -> QueryRunner:
     return QueryRunner(lambda: engine, FakeCatalog(), dialect="trino", workgroup="wg",  # type: ignore[arg-type]
-                       max_rows=100, timeout_seconds=60, clock=lambda: now, redact=[BUCKET, RESULTS, "wg"], **kwargs)
+                       limits=QueryLimits(max_rows=100, timeout_seconds=60, **kwargs), clock=lambda: now,
+                       redact=[BUCKET, RESULTS, "wg"])
 
 
 # --- Athena's reasons: category + short message, details in the log --------------------------------
