@@ -543,11 +543,14 @@ class LocalAthena:
             raise DependencyError("DuckDB is not answering") from exc
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Cancel the waiting queries, interrupt the running ones and wait for them to end, then close the
+        connection (closing it under a running cursor would crash DuckDB)."""
         with self._lock:
             for query in self._queries.values():
                 query.cancel_requested = True
                 query.wake.set()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
