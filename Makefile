@@ -40,7 +40,7 @@ $(STAMP): pyproject.toml uv.lock $(NATIVE_SOURCES) | $(UV)
 	@command -v cargo >/dev/null 2>&1 || { echo "error: cargo not found. The validator's compiled fast path" \
 	  "(native/) is Rust: install Rust with rustup (https://rustup.rs), then rerun." >&2; exit 1; }
 	@echo "==> syncing the Python environment (.venv) from uv.lock (builds native/ with cargo when it changed)"
-	@$(UV) sync --frozen --all-extras --python python$(PYTHON_VERSION) --quiet
+	@$(UV) sync --frozen --python python$(PYTHON_VERSION) --quiet
 	@touch $(STAMP)
 
 deps: $(STAMP) ## Python venv from the lock file (cached in .cache/uv)
@@ -100,6 +100,11 @@ check: lint typecheck layers test ## the one gate before a pull request
 
 bench: setup chromium ## every benchmark in bench/ (prints figures)
 	@for script in bench/*.py; do echo "==> $$script"; $(PY) $$script || exit 1; done
+
+# The dashboard's container image (docs/dashboard.md, "Image"): needs docker with buildx (arm64 through QEMU
+# or an arm64 builder), the AWS CLI and the Pulumi CLI, with credentials for the stack's account.
+dashboard-image: deps ## build the dashboard image for arm64, push it to ECR, set its tag (STACK=dev|staging|prod)
+	@$(PY) -m devkit dashboard-image --stack $(or $(STACK),dev) --push
 
 services-up: setup ## start moto + Kafka in the background
 	@$(PY) -m devkit services up
