@@ -189,7 +189,7 @@ class Bundle:
     core_layer: Artifact  # python/dataforge/... + its third-party deps (Lambda layer layout, arm64)
     core_zip: Artifact  # dataforge/... + spark/... (Glue --extra-py-files: jobs import spark.runtime, transforms)
     functions: dict[str, Artifact]  # per Lambda function: lambdas/<name>/handler.py and what it imports
-    api: Artifact  # the Chalice app with the core vendored
+    api: Artifact  # the Chalice app and Chalice's runtime (the core comes with the layer)
     connectors: Path  # MSK Connect connector configs
 
     def archives(self) -> dict[str, Artifact]:
@@ -215,13 +215,30 @@ def glue_script(job: str, root: Path | None = None) -> Artifact:
     return file_artifact(job.replace("_", "-"), f"spark/jobs/{job}.py", root)
 
 
-CHALICE_PACKAGE: Final = Path("build/chalice/deployment.zip")
+CHALICE_PROJECT: Final = Path("chalice_api")
+"""The API's Chalice project (``app.py``, ``chalicelib/``, ``.chalice/config.json``)."""
 
 # Third-party packages the Lambda runtimes import (boto3 ships with the Lambda Python runtime), at
 # the versions of uv.lock (the ones installed here), for the functions' platform: arm64.
 LAYER_REQUIREMENTS: Final = ("msgspec", "isal", "aws-lambda-powertools", "sqlglot")
-LAMBDA_PLATFORM: Final = "aarch64-manylinux2014"
 LAMBDA_PYTHON: Final = "3.11"
+
+
+@dataclass(frozen=True, slots=True)
+class Platform:
+    """A Lambda instruction set: the wheel platform the layer's packages are installed for, and the Rust
+    target of the validator's compiled fast path."""
+
+    name: str
+    wheels: str
+    rust_target: str
+
+
+ARM64: Final = Platform("arm64", "aarch64-manylinux2014", "aarch64-unknown-linux-gnu")
+"""What the functions run on."""
+X86_64: Final = Platform("x86_64", "x86_64-manylinux2014", "x86_64-unknown-linux-gnu")
+"""The rehearsal's twin of the layer (same lock, same sources), for a machine that runs x86-64."""
+LAMBDA_PLATFORM: Final = ARM64.wheels
 
 
 def _uv() -> str:
@@ -234,7 +251,6 @@ def _uv() -> str:
 # The validator's compiled fast path (native/, Rust) for the functions' platform: cross-built here with
 # maturin, zig as the linker (so the wheel is manylinux2014: glibc 2.17, what Lambda's arm64 runtime has).
 NATIVE_SOURCE: Final = Path("native")
-NATIVE_TARGET: Final = "aarch64-unknown-linux-gnu"
 MATURIN: Final = "maturin[zig]==1.16.0"
 
 
@@ -251,11 +267,12 @@ def _run(command: list[str], what: str, env: dict[str, str] | None = None) -> No
         raise InfraError(f"{what} failed: {' '.join(command)}\n{done.stderr[-2000:]}")
 
 
-def native_wheel(root: Path | None = None) -> Path:
-    """The ``dataforge_native`` wheel for the Lambda platform, built once per source tree into
-    ``.cache/native-wheels/<hash>`` (reruns reuse it). Needs rustup (it adds the arm64 target) and uv."""
+def native_wheel(root: Path | None = None, platform: Platform = ARM64) -> Path:
+    """The ``dataforge_native`` wheel for ``platform``, built once per source tree into
+    ``.cache/native-wheels/<hash>`` (reruns reuse it). Needs rustup (it adds the target) and uv."""
     source = (project_root() if root is None else root) / NATIVE_SOURCE
-    digest = hashlib.sha256("\n".join([NATIVE_TARGET, MATURIN]).encode())
+    target = platform.rust_target
+    digest = hashlib.sha256("\n".join([target, MATURIN]).encode())
     for path in _native_sources(source):
         digest.update(path.relative_to(source).as_posix().encode() + b"\0" + path.read_bytes())
     folder = cache_dir() / "native-wheels" / digest.hexdigest()[:16]
@@ -265,13 +282,13 @@ def native_wheel(root: Path | None = None) -> Path:
     shutil.rmtree(folder, ignore_errors=True)
     cargo_bin = Path.home() / ".cargo" / "bin"
     env = {**os.environ, "PATH": f"{os.environ.get('PATH', '')}{os.pathsep}{cargo_bin}",
-           "CARGO_TARGET_DIR": str(cache_dir() / "cargo-target" / NATIVE_TARGET)}
+           "CARGO_TARGET_DIR": str(cache_dir() / "cargo-target" / target)}
     rustup = shutil.which("rustup", path=env["PATH"]) or "rustup"
-    _run([rustup, "target", "add", NATIVE_TARGET], "adding Rust's arm64 target (rustup)", env)
+    _run([rustup, "target", "add", target], f"adding Rust's {platform.name} target (rustup)", env)
     _run([_uv(), "tool", "run", "--cache-dir", str(cache_dir() / "uv"), "--from", MATURIN, "maturin", "build",
-          "--release", "--quiet", "--manifest-path", str(source / "Cargo.toml"), "--target", NATIVE_TARGET, "--zig",
+          "--release", "--quiet", "--manifest-path", str(source / "Cargo.toml"), "--target", target, "--zig",
           "--compatibility", "manylinux2014", "--interpreter", f"python{LAMBDA_PYTHON}", "--out", str(folder)],
-         "cross-building the validator's compiled fast path for arm64 (maturin + zig)", env)
+         f"building the validator's compiled fast path for {platform.name} (maturin + zig)", env)
     wheels = sorted(folder.glob("*.whl"))
     if len(wheels) != 1:
         raise InfraError(f"maturin left {len(wheels)} wheels in {folder}, expected one")
@@ -279,30 +296,51 @@ def native_wheel(root: Path | None = None) -> Path:
     return wheels[0]
 
 
-def layer_dependencies() -> Path:
-    """The layer's third-party ``python/`` folder: wheels for the Lambda platform (and the validator's
-    compiled fast path, built from native/), installed once per pinned requirement set into
+def layer_dependencies(platform: Platform = ARM64) -> Path:
+    """The layer's third-party ``python/`` folder: wheels for ``platform`` (and the validator's compiled
+    fast path, built from native/), installed once per pinned requirement set into
     ``.cache/lambda-layer/<hash>`` (reruns reuse it, offline)."""
     try:
         pins = [f"{name}=={importlib.metadata.version(name)}" for name in LAYER_REQUIREMENTS]
     except importlib.metadata.PackageNotFoundError as exc:
-        raise InfraError(f"{exc.name} is not installed: run `make setup` (uv sync --all-extras)") from exc
-    wheel = native_wheel()
-    layer = "\n".join([LAMBDA_PLATFORM, LAMBDA_PYTHON, *pins, wheel.name, wheel.parent.name, *_INSTALLER_LEFTOVERS])
+        raise InfraError(f"{exc.name} is not installed: run `make setup` (uv sync)") from exc
+    wheel = native_wheel(platform=platform)
+    layer = "\n".join([platform.wheels, LAMBDA_PYTHON, *pins, wheel.name, wheel.parent.name, *_INSTALLER_LEFTOVERS])
     key = hashlib.sha256(layer.encode()).hexdigest()[:16]
     folder = cache_dir() / "lambda-layer" / key
     target = folder / "python"
     if not (folder / ".complete").is_file():
         shutil.rmtree(folder, ignore_errors=True)
         command = [_uv(), "pip", "install", "--quiet", "--target", str(target), "--python-platform",
-                   LAMBDA_PLATFORM, "--python-version", LAMBDA_PYTHON, "--only-binary", ":all:", "--no-compile",
+                   platform.wheels, "--python-version", LAMBDA_PYTHON, "--only-binary", ":all:", "--no-compile",
                    "--cache-dir", str(cache_dir() / "uv"), *pins, str(wheel)]
-        _run(command, "building the Lambda layer's dependencies")
+        _run(command, f"building the Lambda layer's dependencies for {platform.name}")
         for leftover in _INSTALLER_LEFTOVERS:
             path = target / leftover
-            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
         (folder / ".complete").write_text("\n".join([*pins, wheel.name]) + "\n")
     return target
+
+
+def installed_distributions(folder: Path) -> dict[str, str]:
+    """The distributions a ``--target`` folder holds, by normalised name, with their versions."""
+    found: dict[str, str] = {}
+    for info in sorted(folder.glob("*.dist-info")):
+        name, _, version = info.name.removesuffix(".dist-info").partition("-")
+        found[name.lower().replace("_", "-")] = version
+    return found
+
+
+def core_layer(platform: Platform = ARM64, root: Path | None = None) -> Artifact:
+    """The core layer for ``platform``: the core package, its reference data, and its third-party
+    packages (``layer_dependencies``) under ``python/``."""
+    suffix = "" if platform == ARM64 else f"-{platform.name}"
+    return zip_artifact(f"core-layer{suffix}", [("python/dataforge", Path("dataforge")),
+                                                 *[("python/dataforge/_data/reference", f) for f in REFERENCE_FILES],
+                                                 ("python", layer_dependencies(platform))], root)
 
 
 def _chalice_runtime() -> list[tuple[str, Path]]:
@@ -310,27 +348,31 @@ def _chalice_runtime() -> list[tuple[str, Path]]:
     package`` vendors it into every deployment."""
     spec = importlib.util.find_spec("chalice")
     if spec is None or spec.origin is None:
-        raise InfraError("the chalice package is not installed: run `make setup` (uv sync --all-extras)")
+        raise InfraError("the chalice package is not installed: run `make setup` (uv sync)")
     package = Path(spec.origin).parent
     return [("chalice", package / "__init__.py"), ("chalice", package / "app.py")]
 
 
+def chalice_project(root: Path | None = None) -> Path:
+    """The Chalice project of the checkout at ``root`` (default: this one)."""
+    return (project_root() if root is None else root) / CHALICE_PROJECT
+
+
 def _api_artifact(base: Path) -> Artifact:
-    """``chalice package``'s deployment.zip when it was built (``chalice package build/chalice``),
-    else the app sources with Chalice's runtime (the core and sqlglot arrive through the layer)."""
-    packaged = base / CHALICE_PACKAGE
-    if packaged.is_file():
-        return _write("api", ".zip", packaged.read_bytes())
-    return zip_artifact("api", [("", Path("chalice_api/app.py")), ("chalicelib", Path("chalice_api/chalicelib")),
+    """The API's zip: what Chalice's app-only packager ships (``AppOnlyDeploymentPackager``: ``app.py``,
+    ``chalicelib/``, Chalice's runtime ``chalice/__init__.py`` + ``chalice/app.py``), built
+    deterministically. No third-party package goes in: the core, msgspec and sqlglot come from the core
+    layer, built for the functions' architecture. (A ``chalice package`` zip would put its own wheels at
+    the zip's root, first on Lambda's import path, shadowing the layer's: for Chalice's default x86_64,
+    a msgspec that cannot load on arm64.)"""
+    return zip_artifact("api", [("", CHALICE_PROJECT / "app.py"), ("chalicelib", CHALICE_PROJECT / "chalicelib"),
                                 *_chalice_runtime()], base)
 
 
 def build_bundle(root: Path | None = None) -> Bundle:
     base = project_root() if root is None else root
     return Bundle(
-        core_layer=zip_artifact("core-layer", [("python/dataforge", Path("dataforge")),
-                                               *[("python/dataforge/_data/reference", f) for f in REFERENCE_FILES],
-                                               ("python", layer_dependencies())], base),
+        core_layer=core_layer(ARM64, base),
         core_zip=zip_artifact("glue-libs", [("dataforge", Path("dataforge")),
                                             *[("dataforge/_data/reference", f) for f in REFERENCE_FILES],
                                             ("spark", Path("spark"))], base),

@@ -14,13 +14,15 @@ import pulumi_aws as aws
 
 from dataforge import envvars
 from dataforge.lake import SupportBucket, Zone
-from infra import artifacts, iam, tagging
+from infra import artifacts, chalice_config, iam, tagging
+from infra.components.account import ApiGatewayAccount, ApiGatewayAccountArgs, caller, check_reserved_concurrency
 from infra.components.api import API_FUNCTION, Api, ApiArgs
 from infra.components.catalog import Catalog, CatalogArgs
 from infra.components.dashboard import Dashboard, DashboardArgs
+from infra.components.dns import AliasArgs, CertificateArgs, DashboardAlias, DashboardCertificate, hosted_zone
 from infra.components.ingestion import Ingestion, IngestionArgs
 from infra.components.lake import Lake, LakeArgs
-from infra.components.network import Network, NetworkArgs
+from infra.components.network import Network, NetworkArgs, choose_zones
 from infra.components.observability import Observability, ObservabilityArgs, Watched
 from infra.components.processing import Processing, ProcessingArgs, standard_jobs
 from infra.components.serving import Serving, ServingArgs
@@ -40,12 +42,20 @@ def build(s: StackSettings, source_root: Path | None = None) -> None:
     """The stack: each component gets its settings and the references of the components it uses."""
     base = s.base
     bundle = artifacts.build_bundle(source_root)
-    identity = aws.get_caller_identity_output()
+    # What the stack asks of the account, before any resource: a refusal here fails `pulumi preview`.
+    account = caller()
+    zones = choose_zones(s.network.availability_zone_count, s.env)
+    check_reserved_concurrency(s)
+    zone = hosted_zone(s)
 
     network = Network("network", NetworkArgs(base_name=base, region=s.region, settings=s.network,
-                                             public_subnets=s.dashboard.hosting == "ecs")).refs
+                                             availability_zones=zones,
+                                             # the dashboard's load balancer, and its tasks' route to the API
+                                             public_subnets=True, nat_gateways=True)).refs
     lake = Lake("lake", LakeArgs(name_prefix=s.name_prefix, env=s.env, region=s.region,
-                                 account_id=identity.account_id, settings=s.lake, protect=s.protect)).refs
+                                 account_id=account.account_id, settings=s.lake, protect=s.protect,
+                                 bucket_names={which: s.bucket_name(which, account.account_id)
+                                               for which in (*Zone, *SupportBucket)})).refs
     catalog = Catalog("catalog", CatalogArgs(name_prefix=s.name_prefix, env=s.env, lake=lake)).refs
     streaming = Streaming("streaming", StreamingArgs(
         base_name=base, settings=s.streaming, network=network, kms_key_arn=lake.kms_key_arn,
@@ -61,17 +71,30 @@ def build(s: StackSettings, source_root: Path | None = None) -> None:
     processing = Processing("processing", ProcessingArgs(
         base_name=base, settings=s.processing, jobs=standard_jobs(_glue_scripts(source_root)), core=bundle.core_zip,
         job_settings=_job_settings(platform, lake, streaming, serving), lake=lake, catalog=catalog,
-        streaming=streaming, serving=serving, network=network, availability_zone=s.network.availability_zones[0],
+        streaming=streaming, serving=serving, network=network, availability_zone=zones[0],
         log_retention_days=s.log_retention_days))
+    api_environment = _api_environment(s, platform, lake, serving)
+    api_gateway_account = ApiGatewayAccount("apigateway-account", ApiGatewayAccountArgs(
+        base_name=base, partition=account.partition))
     api = Api("api", ApiArgs(
         base_name=base, settings=s.api,
-        runtime=_runtime({API_FUNCTION: bundle.api}, core_layer, _api_environment(s, platform, lake, serving), lake, s),
-        statements=_api_statements(lake, catalog, serving)))
+        runtime=_runtime({API_FUNCTION: bundle.api}, core_layer, api_environment, lake, s),
+        statements=_api_statements(lake, catalog, serving),
+        chalice=chalice_config.load(artifacts.chalice_project(source_root), s.env, api_environment,
+                                    source_root=source_root or artifacts.project_root()),
+        account_settings=api_gateway_account.account))
+    certificate = DashboardCertificate("dashboard-certificate", CertificateArgs(
+        domain_name=s.dashboard.domain_name, zone=zone, certificate_arn=s.dashboard.certificate_arn))
     dashboard = Dashboard("dashboard", DashboardArgs(
         base_name=base, region=s.region, settings=s.dashboard,
         environment={envvars.ENV: s.env, envvars.NAME_PREFIX: s.name_prefix, envvars.API_URL: api.url},
         api_key=api.api_key_value, network=network, kms_key_arn=lake.kms_key_arn,
-        log_retention_days=s.log_retention_days))
+        log_retention_days=s.log_retention_days, domain_name=s.dashboard.domain_name,
+        certificate_arn=certificate.certificate_arn))
+    if zone is not None:
+        DashboardAlias("dashboard-dns", AliasArgs(zone=zone, domain_name=s.dashboard.domain_name,
+                                                   target_dns_name=dashboard.load_balancer_dns_name,
+                                                   target_zone_id=dashboard.load_balancer_zone_id))
     observability = Observability("observability", ObservabilityArgs(
         base_name=base, env=s.env, region=s.region, settings=s.alerts,
         runtime=_runtime(bundle.functions, core_layer, platform, lake, s), serving=serving, streaming=streaming,
@@ -94,6 +117,8 @@ def build(s: StackSettings, source_root: Path | None = None) -> None:
         "metrics_table": serving.metrics.name, "alerts_table": serving.alerts.name,
         "athena_workgroup": serving.workgroup.name, "api_url": api.url, "api_auth": s.api.auth,
         "dashboard_url": dashboard.url, "dashboard_repository_url": dashboard.repository_url,
+        # where dashboard.domainName must point when the stack manages no DNS (certificateArn without a zone)
+        "dashboard_load_balancer_dns": dashboard.load_balancer_dns_name,
         "dashboard_hosting": s.dashboard.hosting, "alerts_topic_arn": observability.topic_arn,
         "cloudwatch_dashboard": observability.dashboard_name,
     }

@@ -12,14 +12,16 @@ engine; ``load`` reads ``pulumi.Config``.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
-from typing import Annotated, Any, Final, Literal, cast
+from typing import Annotated, Any, Final, Literal, NoReturn, cast
 
 import msgspec
 
 from dataforge.alerts import parse_rules, to_json_rules
-from dataforge.errors import DataForgeError
-from dataforge.lake import DEFAULT_PREFIX, ENVIRONMENTS, TRANSACTIONS_TOPIC
+from dataforge.errors import DataForgeError, LakeLayoutError
+from dataforge.lake import DEFAULT_PREFIX, ENVIRONMENTS, TRANSACTIONS_TOPIC, SupportBucket, Zone
+from dataforge.lake import bucket_name as lake_bucket_name
 from dataforge.settings import DEFAULT_QUERY_TIMEOUT_SECONDS
 from infra.errors import InfraConfigError
 
@@ -50,10 +52,16 @@ class _Section(msgspec.Struct, frozen=True, kw_only=True, rename="camel", forbid
 
 class NetworkSettings(_Section, frozen=True):
     cidr: str = "10.40.0.0/16"
-    availability_zones: tuple[str, ...] = ("us-east-1a", "us-east-1b")
+    # How many Availability Zones the VPC spans. The zones themselves are chosen at deploy time from those the
+    # account sees as available in the region (``infra.components.network.choose_zones``): AZ names map to
+    # different physical zones in every account, so a stack file names none.
+    availability_zone_count: Annotated[int, msgspec.Meta(ge=2, le=4)] = 2
+    availability_zones: tuple[str, ...] = ()  # the former list of names: refused, pointing at the count
 
     def __post_init__(self) -> None:
-        _require(2 <= len(self.availability_zones) <= 4, "network.availabilityZones: give 2 to 4 zones")
+        _require(not self.availability_zones,
+                 "network.availabilityZones is replaced by network.availabilityZoneCount (2 to 4): the zones are "
+                 "chosen at deploy time from the account's available Availability Zones")
         _require(self.cidr.endswith("/16"), "network.cidr must be a /16 (subnets are /20 slices)")
 
 
@@ -92,6 +100,11 @@ class IngestionSettings(_Section, frozen=True):
     batch_window_seconds: Annotated[int, msgspec.Meta(ge=0, le=300)] = 5
     memory_mb: Annotated[int, msgspec.Meta(ge=128, le=10_240)] = 512
     timeout_seconds: Annotated[int, msgspec.Meta(ge=1, le=900)] = 60
+    # Reserved concurrency of the MSK landing function; -1 (the default) reserves none, so the function draws
+    # on the account's unreserved pool. Opt-in only: Lambda lets a function reserve at most the account's
+    # concurrency quota minus the 100 it keeps unreserved, and a new account's quota can be as low as 10, so
+    # any reservation fails there until a quota increase is granted. The program checks the value against the
+    # account's quota before it creates anything (``infra.components.account.check_reserved_concurrency``).
     reserved_concurrency: Annotated[int, msgspec.Meta(ge=-1)] = -1
     archive_raw: bool = False
 
@@ -114,8 +127,13 @@ class ServingSettings(_Section, frozen=True):
 
 
 class ApiSettings(_Section, frozen=True):
+    # ``auth`` names the authorization the Chalice app's routes declare (api_key_required -> api_key); the
+    # program checks that the app's API Gateway definition agrees (``infra.components.api.check``).
     auth: ApiAuth = "api_key"
-    memory_mb: Annotated[int, msgspec.Meta(ge=128, le=10_240)] = 512
+    # The function's memory, timeout and architecture are the Chalice app's (lambda_memory_size, lambda_timeout,
+    # lambda_architecture in chalice_api/.chalice/config.json, per stage): one source, read by the program with
+    # Chalice's own config lookup. The former memoryMb key is refused, pointing there.
+    memory_mb: int | None = None
     throttle_rate: Positive = 50
     throttle_burst: Positive = 100
     cors_origin: str = ""
@@ -123,14 +141,54 @@ class ApiSettings(_Section, frozen=True):
     # read, and by the alert evaluator every minute); at most 4 h, longer than Athena lets a query run.
     query_timeout_seconds: Annotated[int, msgspec.Meta(ge=1, le=4 * 3600)] = int(DEFAULT_QUERY_TIMEOUT_SECONDS)
 
+    def __post_init__(self) -> None:
+        _require(self.memory_mb is None,
+                 "api.memoryMb is not a stack setting: the API function's memory is lambda_memory_size in "
+                 "chalice_api/.chalice/config.json (stages.<stack> or the top level), with its timeout and "
+                 "architecture")
+
+
+#: The dashboard image's tag: ``src-`` and 24 hex digits of the SHA-256 of what the image is built from
+#: (``devkit.dashboard_image.image_tag``: the Dockerfile, its ignore file, the platform and every file
+#: its COPY instructions take from the build context). The ECR repository's tags are immutable, so one
+#: tag names one image for good; ``latest`` or any other hand-written name is refused.
+DASHBOARD_IMAGE_TAG_PREFIX: Final = "src-"
+DASHBOARD_IMAGE_TAG_DIGITS: Final = 24
+DASHBOARD_IMAGE_TAG: Final = re.compile(rf"^{DASHBOARD_IMAGE_TAG_PREFIX}[0-9a-f]{{{DASHBOARD_IMAGE_TAG_DIGITS}}}$")
+APPRUNNER_REFUSED: Final = (
+    "`hosting: apprunner` is refused: AWS App Runner is no longer open to new customers, so a new account "
+    "cannot create the service (https://docs.aws.amazon.com/apprunner/latest/dg/apprunner-availability-change.html), "
+    "and App Runner passes HTTP/1.0 and HTTP/1.1 requests to the container without WebSockets "
+    "(https://docs.aws.amazon.com/apprunner/latest/dg/develop.html; aws/apprunner-roadmap#13), while every "
+    "Panel (Bokeh) session runs over a WebSocket. Use `hosting: ecs` (Fargate behind an ALB, ADR 0002)")
+
 
 class DashboardSettings(_Section, frozen=True):
     hosting: DashboardHosting = "ecs"
     cpu: Positive = 512
     memory_mb: Positive = 1024
     desired_count: Positive = 1
-    image_tag: str = "latest"
+    image_tag: str = ""
+    # HTTPS for the load balancer (``dashboard.hosting: ecs``; rules in ``StackSettings._check_dashboard_tls``):
+    # the public hostname, and either the public Route 53 hosted zone that holds it (the program then requests
+    # the ACM certificate, validates it through DNS and points the hostname at the load balancer) or the ARN of
+    # an existing ACM certificate for the hostname in the stack's region.
+    domain_name: str = ""
+    hosted_zone_name: str = ""
+    hosted_zone_id: str = ""
     certificate_arn: str = ""
+
+    def __post_init__(self) -> None:
+        # A ValueError here reaches ``from_mapping`` as msgspec's ValidationError at `$.dashboard`, so the
+        # message names the stack file and the section.
+        if self.hosting == "apprunner":
+            raise ValueError(APPRUNNER_REFUSED)
+        if not DASHBOARD_IMAGE_TAG.fullmatch(self.image_tag):
+            found = f"{self.image_tag!r} is not" if self.image_tag else "is missing, it must be"
+            raise ValueError(
+                f"`imageTag` {found} a content-derived tag (src- and {DASHBOARD_IMAGE_TAG_DIGITS} hex digits): the "
+                "repository's tags are immutable and the task names one image by what it is built from; "
+                "`make dashboard-image STACK=<env>` builds and pushes the image and sets this key")
 
 
 class AlertsSettings(_Section, frozen=True):
@@ -157,6 +215,44 @@ class AlertsSettings(_Section, frozen=True):
         return to_json_rules(parse_rules(json.dumps(list(self.rules)) if self.rules else None))
 
 
+# Provisioned MSK takes two or three client subnets, each in its own zone (two only in us-west-1):
+# https://docs.aws.amazon.com/msk/latest/developerguide/msk-create-cluster.html
+MSK_PROVISIONED_MAX_ZONES: Final = 3
+
+# S3 general purpose buckets in the account regional namespace: the name is a prefix followed by the
+# account's 12-digit id, the region code and "-an", at most 63 characters in all; only that account can
+# create names with that suffix. Every AWS Region offers it except Middle East (Bahrain) and Middle East
+# (UAE). https://docs.aws.amazon.com/AmazonS3/latest/userguide/gpbucketnamespaces.html
+BUCKET_NAMESPACE: Final = "account-regional"
+ACCOUNT_REGIONAL_SUFFIX: Final = "an"
+NO_ACCOUNT_REGIONAL_NAMESPACE: Final = frozenset({"me-south-1", "me-central-1"})
+BUCKET_NAME_MAX: Final = 63
+ACCOUNT_ID: Final = re.compile(r"^[0-9]{12}$")
+_SAMPLE_ACCOUNT: Final = "000000000000"
+
+# ACM: the first domain name of a certificate request is its common name, at most 64 characters (RFC 5280).
+ACM_COMMON_NAME_MAX: Final = 64
+_LABEL: Final = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_HOSTNAME: Final = re.compile(rf"^(?=.{{1,253}}$)(?:{_LABEL}\.)+[a-z](?:[a-z0-9-]{{0,61}}[a-z0-9])?$")
+# Route 53 hosted zone ids as the API returns them after /hostedzone/ (e.g. Z0123456789ABCDEFGHIJ).
+_HOSTED_ZONE_ID: Final = re.compile(r"^Z[A-Z0-9]{1,31}$")
+_TLS_CHOICES: Final = ("dashboard.hostedZoneName (or dashboard.hostedZoneId), a public Route 53 hosted zone of the "
+                       "account that holds dashboard.domainName, to have the certificate created and validated "
+                       "through DNS, or dashboard.certificateArn, an existing ACM certificate for "
+                       "dashboard.domainName")
+
+
+def _certificate_arn(region: str) -> re.Pattern[str]:
+    return re.compile(rf"^arn:aws(?:-cn|-us-gov)?:acm:{re.escape(region)}:[0-9]{{12}}:certificate/"
+                      r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def in_zone(domain: str, zone: str) -> bool:
+    """True when the hostname ``domain`` is the zone's apex or a name under it (both without a trailing dot)."""
+    domain, zone = domain.rstrip(".").lower(), zone.rstrip(".").lower()
+    return domain == zone or domain.endswith(f".{zone}")
+
+
 class StackSettings(_Section, frozen=True):
     """One stack's settings. ``env`` is the stack name (one of ``dataforge.lake.ENVIRONMENTS``)."""
 
@@ -181,13 +277,85 @@ class StackSettings(_Section, frozen=True):
     def __post_init__(self) -> None:
         _require(self.env in ENVIRONMENTS and self.env != "local",
                  f"stack {self.env!r} is not a deployable environment (dev, staging, prod)")
-        zones = len(self.network.availability_zones)
+        zones = self.network.availability_zone_count
         _require(self.streaming.mode == "serverless" or self.streaming.broker_count % zones == 0,
                  f"streaming.brokerCount must be a multiple of the {zones} availability zones")
-        _require(self.dashboard.hosting != "ecs" or self.dashboard.certificate_arn.startswith("arn:aws:acm:"),
-                 "dashboard.certificateArn (an ACM certificate ARN) is required for dashboard.hosting: ecs")
+        if self.streaming.mode == "provisioned" and zones > MSK_PROVISIONED_MAX_ZONES:
+            self._fail("network.availabilityZoneCount", f"{zones} zones, but a provisioned MSK cluster takes "
+                       f"{MSK_PROVISIONED_MAX_ZONES} client subnets at most (one per zone)")
+        self._check_dashboard_tls()
+        self._check_bucket_names()
         _require(self.log_retention_days in LOG_RETENTION_DAYS,
                  f"{NAMESPACE}:logRetentionDays={self.log_retention_days} is not a CloudWatch retention value")
+
+    def _fail(self, key: str, message: str) -> NoReturn:
+        """Refuse the stack naming the key to fix (``dataforge:<key>``, or a full key such as ``aws:region``)."""
+        full = key if ":" in key else f"{NAMESPACE}:{key}"
+        raise InfraConfigError(f"Pulumi.{self.env}.yaml, {full}: {message}")
+
+    def _check_dashboard_tls(self) -> None:
+        """The HTTPS listener needs a certificate for the hostname users open. Either the program creates
+        it (``domainName`` + the public hosted zone that holds it: an ACM certificate validated through
+        DNS, and an alias record to the load balancer) or the stack names an existing one (``domainName``
+        + ``certificateArn``, in this stack's region: a load balancer takes certificates of its own region
+        only). There is no default: a stack with neither is refused."""
+        d = self.dashboard
+        if d.domain_name and not _HOSTNAME.fullmatch(d.domain_name):
+            self._fail("dashboard.domainName", f"{d.domain_name!r} is not a lowercase DNS hostname "
+                       "(labels of letters, digits and inner hyphens, e.g. dashboard.data.example.org)")
+        if d.hosted_zone_name and d.hosted_zone_id:
+            self._fail("dashboard.hostedZoneName", "set dashboard.hostedZoneName or dashboard.hostedZoneId, not both")
+        if d.hosted_zone_name:
+            if not _HOSTNAME.fullmatch(d.hosted_zone_name):
+                self._fail("dashboard.hostedZoneName", f"{d.hosted_zone_name!r} is not a lowercase DNS name "
+                           "without a trailing dot (e.g. data.example.org)")
+            if d.domain_name and not in_zone(d.domain_name, d.hosted_zone_name):
+                self._fail("dashboard.hostedZoneName", f"dashboard.domainName {d.domain_name!r} is not in the "
+                           f"zone {d.hosted_zone_name!r}")
+        if d.hosted_zone_id and not _HOSTED_ZONE_ID.fullmatch(d.hosted_zone_id):
+            self._fail("dashboard.hostedZoneId", f"{d.hosted_zone_id!r} is not a Route 53 hosted zone id (Z and "
+                       "upper-case letters and digits, without /hostedzone/)")
+        if d.certificate_arn and not _certificate_arn(self.region).fullmatch(d.certificate_arn):
+            self._fail("dashboard.certificateArn", f"{d.certificate_arn!r} is not the ARN of an ACM certificate in "
+                       f"{self.region} (arn:aws:acm:{self.region}:<12-digit account id>:certificate/<uuid>); "
+                       "the load balancer takes a certificate of its own region only")
+        if d.hosting != "ecs":
+            return
+        if not d.domain_name:
+            self._fail("dashboard.domainName", "the dashboard's public hostname is required for dashboard.hosting: "
+                       f"ecs, with {_TLS_CHOICES}")
+        if not (d.hosted_zone_name or d.hosted_zone_id or d.certificate_arn):
+            self._fail("dashboard", f"no certificate for {d.domain_name}: set {_TLS_CHOICES}")
+        if not d.certificate_arn and len(d.domain_name) > ACM_COMMON_NAME_MAX:
+            self._fail("dashboard.domainName", f"{d.domain_name!r} is longer than the {ACM_COMMON_NAME_MAX} "
+                       "characters ACM allows for a certificate's first domain name (RFC 5280 common name)")
+
+    def _check_bucket_names(self) -> None:
+        """Every bucket name fits S3's rules in every account (the account id always has 12 digits)."""
+        for which in (*Zone, *SupportBucket):
+            self.bucket_name(which, _SAMPLE_ACCOUNT)
+
+    def bucket_name(self, which: Zone | SupportBucket, account_id: str) -> str:
+        """The S3 name of one of the stack's buckets, ``{prefix}-{env}-{bucket}-{account id}-{region}-an``, created
+        in the account regional namespace (``BUCKET_NAMESPACE``): only the deploying account can create a name
+        with its own suffix, so the names are unique per account and region and no other account can take them
+        first. The embedded platform keeps the plain ``dataforge.lake.bucket_name``."""
+        if self.region in NO_ACCOUNT_REGIONAL_NAMESPACE:
+            self._fail("aws:region", f"{self.region} does not offer S3's account regional namespace, which the "
+                       "stack's bucket names use (every other commercial region does)")
+        if not ACCOUNT_ID.fullmatch(account_id):
+            raise InfraConfigError(f"{account_id!r} is not a 12-digit AWS account id")
+        try:
+            stem = lake_bucket_name(self.name_prefix, self.env, which)
+        except LakeLayoutError as exc:
+            self._fail("namePrefix", str(exc))
+        name = f"{stem}-{account_id}-{self.region}-{ACCOUNT_REGIONAL_SUFFIX}"
+        if len(name) > BUCKET_NAME_MAX:
+            longest = max(len(w.value) for w in (*Zone, *SupportBucket))
+            budget = BUCKET_NAME_MAX - (len(name) - len(self.name_prefix) - len(which.value) + longest)
+            self._fail("namePrefix", f"{name!r} is longer than S3's {BUCKET_NAME_MAX} characters; for stack "
+                       f"{self.env} in {self.region} the prefix can have at most {budget} characters")
+        return name
 
     @property
     def base(self) -> str:

@@ -13,6 +13,7 @@ from devkit.cli import generate as _generate
 from devkit.cli import infra as _infra
 from devkit.cli import ingest as _ingest
 from devkit.cli import jobs as _jobs
+from devkit.cli import rehearse as _rehearse
 from devkit.cli import run as _run
 from devkit.cli import services as _services
 
@@ -27,11 +28,15 @@ app.command("generate", help="Generate synthetic schema-v1 events (file, stdout 
 app.command("run", help="Run the embedded platform on sample data (the README's main job).")(_run.run)
 app.add_typer(_api.app, name="api", help="Serve the analytics API locally.")
 app.command("dashboard", help="Serve the Panel dashboard locally against an API.")(_dashboard.dashboard)
+app.command("dashboard-image", help="Build the dashboard image (arm64), push it to ECR, set the stack's tag.")(
+    _dashboard.dashboard_image)
 app.command("backfill", help="Rebuild silver, gold and exports for a date range from bronze.")(_jobs.backfill)
 app.add_typer(_jobs.app, name="jobs", help="Run one Spark/Glue job (locally, or as a Glue job run on AWS).")
 app.add_typer(_ingest.app, name="ingest", help="Land Kafka records and batch files into bronze + quarantine.")
 app.command("plan", help="Render a stack's resources offline (Pulumi mocks, real stack config).")(_infra.plan)
 app.command("diff", help="Compare two stacks, or one stack at two git revisions, as Markdown.")(_infra.diff)
+app.command("rehearse", help="Run a stack's deployables from their artifacts, wired as the stack declares, "
+            "against the embedded AWS endpoint.")(_rehearse.rehearse)
 app.command("chalice-config", help="Write .chalice/config.json stages from stack outputs.")(_infra.chalice_config)
 
 

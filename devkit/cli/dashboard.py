@@ -83,3 +83,41 @@ def dashboard(
     except KeyboardInterrupt:
         code = 0
     raise typer.Exit(code=code)
+
+
+def dashboard_image(
+    stack: Annotated[str, typer.Option(help="The stack whose ECR repository receives the image (dev, staging, prod).")],
+    repository: Annotated[str | None, typer.Option(
+        help="The ECR repository URL (default: the stack output dashboard_repository_url, via `pulumi stack output`).",
+        show_default=False)] = None,
+    push: Annotated[bool, typer.Option(
+        "--push/--plan", help="Build, push and set dashboard.imageTag, or print the tag and the commands.")] = False,
+    first_deploy: Annotated[bool, typer.Option(
+        help="Print the targeted `pulumi up` that creates the repository (and its KMS key) on a new stack.")] = False,
+) -> None:
+    """Build the dashboard image for linux/arm64, push it under its content-derived tag, set the stack's tag."""
+    from devkit.dashboard_image import ImagePush, Repository, first_deploy_targets, image_tag, run_command
+
+    root = project_root()
+    if first_deploy:
+        from infra.plan import render
+
+        targets = " ".join(f"--target '{urn}'" for urn in first_deploy_targets(render(stack, root)))
+        typer.echo(f"pulumi up --stack {stack} {targets}")
+        return
+    tag = image_tag(root)
+    if repository is None:
+        done = run_command(["pulumi", "stack", "output", "dashboard_repository_url", "--stack", stack])
+        if done.returncode != 0:
+            typer.echo(f"`pulumi stack output dashboard_repository_url --stack {stack}` failed: create the "
+                       "repository first (docs/dashboard.md, \"Image\") or pass --repository.\n" + done.stderr,
+                       err=True)
+            raise typer.Exit(code=2)
+        repository = done.stdout.strip()
+    job = ImagePush(stack=stack, repository=Repository.parse(repository), tag=tag, root=root)
+    if not push:
+        typer.echo(f"tag: {tag}")
+        for command in job.plan():
+            typer.echo("  " + " ".join(command))
+        return
+    job.run(log=typer.echo)

@@ -104,7 +104,8 @@ def chalice_config(
                                                                      "(default: ask the pulumi CLI)")] = None,
     config_file: Annotated[Path, typer.Option("--config-file")] = Path("chalice_api/.chalice/config.json"),
 ) -> None:
-    """Write the STACK stage of `.chalice/config.json` from the deployed stack's outputs."""
+    """Set the STACK stage's environment_variables in `.chalice/config.json` from the deployed stack's outputs
+    (for `chalice local` against it); the stage's Lambda and API settings, which the stack deploys, are kept."""
     from infra.chalice_config import write_stage
 
     if outputs is not None:

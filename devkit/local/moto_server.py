@@ -13,6 +13,7 @@ import os
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
@@ -59,8 +60,12 @@ class MotoServer(ManagedProcess):
         logs_dir: Path | None = None,
         port: int | None = None,
         python: str | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
+        """``env``: extra variables for the server process (e.g. ``MOTO_ACCOUNT_ID``, the account of
+        the ARNs it returns)."""
         super().__init__()
+        self._extra_env = dict(env or {})
         self.logs_dir = (logs_dir or default_logs_dir()).resolve()
         self.log_file = self.logs_dir / "moto.log"
         self._requested_port = port
@@ -88,6 +93,7 @@ class MotoServer(ManagedProcess):
         # moto never needs real credentials: make sure none leak into, or are looked up by, the server.
         env = {name: value for name, value in os.environ.items() if name not in AWS_ENV_TO_CLEAR}
         env.update(FAKE_AWS_ENV)
+        env.update(self._extra_env)
         env["PYTHONUNBUFFERED"] = "1"
         self._process = spawn(self.command(), log_file=self.log_file, cwd=self.logs_dir, env=env)
         logger.info("started moto server pid %d on %s, log %s", self._process.pid, self.endpoint_url, self.log_file)

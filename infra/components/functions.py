@@ -1,4 +1,11 @@
-"""A Lambda function with its own log group (retention), role (least privilege) and the core layer."""
+"""A Lambda function with its own log group (retention), role (least privilege) and the core layer.
+
+The function depends on its role's inline policy, not only on the role (the role's ARN alone
+orders it after the role): Lambda checks at ``CreateFunction`` that a VPC function's role may
+create network interfaces, and event source mappings and triggers use the role as soon as the
+function exists. pulumi-aws's ``lambda.Function`` example "CloudWatch Logging and Permissions"
+does the same with ``depends_on=[<role policy attachment>, <log group>]``.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +19,7 @@ from infra import iam
 from infra.artifacts import Artifact
 
 RUNTIME = "python3.11"
+TRACING_MODE = "Active"  # Lambda samples and uploads traces with the execution role (``iam.xray_write``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +43,7 @@ class FunctionArgs:
 
 class Function(pulumi.ComponentResource):
     function: aws.lambda_.Function
+    role: iam.ServiceRole
     arn: pulumi.Output[str]
     name: pulumi.Output[str]
     role_arn: pulumi.Output[str]
@@ -45,10 +54,15 @@ class Function(pulumi.ComponentResource):
         logs = aws.cloudwatch.LogGroup(f"{name}-logs", name=f"/aws/lambda/{args.function_name}",
                                        retention_in_days=args.log_retention_days, opts=child)
         statements = [iam.logs_write(logs.arn), iam.kms_use(args.kms_key_arn), *args.statements]
+        if TRACING_MODE == "Active":
+            statements.append(iam.xray_write())
         if args.subnet_ids:
-            statements.append(iam.allow(iam.VPC_ENI_ACTIONS, ["*"], sid="VpcNetworkInterfaces"))
-        role = iam.role(f"{name}-role", ["lambda.amazonaws.com", *args.extra_services], statements, self,
-                        f"Lambda {args.function_name}")
+            statements += iam.vpc_network_interfaces(logs.arn)
+        # No aws:SourceAccount/aws:SourceArn in the trust policy: the Lambda Developer Guide's
+        # execution-role trust policy names only the service principal, and Lambda assumes the
+        # role outside any source resource (at CreateFunction, for event source mappings).
+        role = self.role = iam.service_role(f"{name}-role", ["lambda.amazonaws.com", *args.extra_services],
+                                            statements, self, f"Lambda {args.function_name}")
         vpc: aws.lambda_.FunctionVpcConfigArgsDict | None = (
             {"subnet_ids": list(args.subnet_ids), "security_group_ids": list(args.security_group_ids)}
             if args.subnet_ids else None)
@@ -58,10 +72,10 @@ class Function(pulumi.ComponentResource):
             source_code_hash=args.code.base64_sha256, layers=list(args.layers), memory_size=args.memory_mb,
             timeout=args.timeout_seconds, reserved_concurrent_executions=args.reserved_concurrency,
             environment={"variables": dict(sorted(args.environment.items()))}, kms_key_arn=args.kms_key_arn,
-            vpc_config=vpc, tracing_config={"mode": "Active"},
+            vpc_config=vpc, tracing_config={"mode": TRACING_MODE},
             logging_config={"log_format": "JSON", "log_group": logs.name},
             description=args.description,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[logs]))
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[logs, *role.ready]))
         self.arn = self.function.arn
         self.name = self.function.name
         self.role_arn = role.arn

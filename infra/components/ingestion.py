@@ -52,8 +52,11 @@ class Ingestion(pulumi.ComponentResource):
         stream_statements = [
             *writes,
             iam.allow(["kafka-cluster:Connect", "kafka-cluster:DescribeCluster",
-                       "kafka-cluster:DescribeClusterDynamicConfiguration", "kafka:DescribeClusterV2",
-                       "kafka:GetBootstrapBrokers"], [kafka.cluster_arn], sid="KafkaCluster"),
+                       "kafka-cluster:DescribeClusterDynamicConfiguration", "kafka:DescribeClusterV2"],
+                      [kafka.cluster_arn], sid="KafkaCluster"),
+            # kafka:GetBootstrapBrokers supports no resource-level permissions (Service Authorization
+            # Reference, Amazon MSK): granted on a cluster ARN it is not granted at all.
+            iam.allow(["kafka:GetBootstrapBrokers"], ["*"], sid="KafkaBootstrapBrokers"),
             iam.allow(["kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"], [kafka.topic_arn], sid="KafkaTopic"),
             iam.allow(["kafka-cluster:AlterGroup", "kafka-cluster:DescribeGroup"], [group_arn], sid="KafkaGroup"),
             iam.allow(["sqs:SendMessage"], [dlq.arn], sid="OnFailure"),
@@ -77,7 +80,7 @@ class Ingestion(pulumi.ComponentResource):
             maximum_batching_window_in_seconds=sizing.batch_window_seconds,
             amazon_managed_kafka_event_source_config={"consumer_group_id": consumer_group},
             destination_config={"on_failure": {"destination_arn": dlq.arn}},
-            opts=child)
+            opts=pulumi.ResourceOptions(parent=self, depends_on=landing.role.ready))
         batch = Function(f"{name}-batch-landing", FunctionArgs(
             function_name=f"{args.base_name}-batch-landing", handler="lambdas.batch_landing.handler.handler",
             code=runtime.code_of("batch_landing"), layers=[runtime.core_layer_arn], environment=env,
@@ -88,9 +91,13 @@ class Ingestion(pulumi.ComponentResource):
             memory_mb=sizing.memory_mb, timeout_seconds=max(sizing.timeout_seconds, 300),
             description="landing batch files -> bronze + quarantine"),
             opts=child)
+        # A bucket ARN names no account: the Lambda AddPermission reference asks for SourceAccount
+        # (the bucket owner) with S3 as the principal, so that a bucket of the same name in another
+        # account cannot invoke the function.
         permission = aws.lambda_.Permission(f"{name}-batch-landing-s3", action="lambda:InvokeFunction",
                                             function=batch.name, principal="s3.amazonaws.com",
-                                            source_arn=landing_bucket.arn, opts=child)
+                                            source_arn=landing_bucket.arn, source_account=iam.account_of(batch.arn),
+                                            opts=child)
         aws.s3.BucketNotification(
             f"{name}-landing-notification", bucket=landing_bucket.name,
             lambda_functions=[{"lambda_function_arn": batch.arn, "events": ["s3:ObjectCreated:*"],

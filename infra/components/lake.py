@@ -1,19 +1,23 @@
 """Lake: the KMS key and every bucket (zones + artifacts + Athena results + access logs).
 
 ``SecureBucket`` is the one way a bucket is made: encrypted, versioned, TLS-only, public access
-blocked, owner-enforced, access-logged, with lifecycle rules given by its caller.
+blocked, owner-enforced, access-logged, with lifecycle rules given by its caller. Bucket names come
+from ``StackSettings.bucket_name`` (unique per account and region, in S3's account regional
+namespace); the lake takes them whole in ``LakeArgs.bucket_names``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
 
-from dataforge.lake import SupportBucket, Zone, bucket_name
+from dataforge.lake import SupportBucket, Zone
+from infra.errors import InfraError
 from infra.refs import LakeRefs, Named
-from infra.settings import LakeSettings
+from infra.settings import BUCKET_NAMESPACE, LakeSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +37,7 @@ class SecureBucketArgs:
     log_bucket: pulumi.Input[str] | None = None
     force_destroy: bool = False
     extra_policy_statements: tuple[dict[str, object], ...] = field(default=())
+    namespace: str = BUCKET_NAMESPACE  # ``account-regional``: the name ends with -<account>-<region>-an
 
 
 class SecureBucket(pulumi.ComponentResource):
@@ -43,7 +48,8 @@ class SecureBucket(pulumi.ComponentResource):
     def __init__(self, name: str, args: SecureBucketArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("dataforge:lake:SecureBucket", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        bucket = aws.s3.Bucket(f"{name}-bucket", bucket=args.bucket, force_destroy=args.force_destroy, opts=child)
+        bucket = aws.s3.Bucket(f"{name}-bucket", bucket=args.bucket, bucket_namespace=args.namespace,
+                               force_destroy=args.force_destroy, opts=child)
         aws.s3.BucketOwnershipControls(f"{name}-ownership", bucket=bucket.id,
                                        rule={"object_ownership": "BucketOwnerEnforced"}, opts=child)
         pab = aws.s3.BucketPublicAccessBlock(f"{name}-public-access", bucket=bucket.id, block_public_acls=True,
@@ -94,19 +100,30 @@ class LakeArgs:
     region: str
     account_id: pulumi.Input[str]
     settings: LakeSettings
+    bucket_names: Mapping[Zone | SupportBucket, str]  # every zone and support bucket: ``StackSettings.bucket_name``
     protect: bool = False
 
 
 def key_policy(region: str, account_id: pulumi.Input[str]) -> pulumi.Output[str]:
     """The lake key's policy: the account administers it; the services that write encrypted data
-    on the platform's behalf (CloudWatch Logs, alarms and EventBridge into the SNS topic) may use it."""
+    on the platform's behalf (CloudWatch Logs, alarms and EventBridge into the SNS topic) may use it.
+
+    In a key policy ``"Resource": "*"`` is the key itself (KMS Developer Guide, "Key policies").
+    CloudWatch Logs may use the key only for this account's log groups: every request it makes
+    carries the log group's ARN as the ``aws:logs:arn`` encryption context ("Encrypt log data in
+    CloudWatch Logs using AWS KMS"); the encryption-context key is a string key in the Service
+    Authorization Reference (hence ``StringLike``), and only the cryptographic operations carry
+    an encryption context, so no ``Describe*`` is granted under that condition. The alarms and
+    EventBridge statement follows the SNS Developer Guide ("compatibility between event sources
+    from AWS services and encrypted topics"), which sets no source conditions: EventBridge's
+    requests to KMS carry none."""
     root = pulumi.Output.concat("arn:aws:iam::", account_id, ":root")
     return pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": [
         {"Sid": "AccountAdministers", "Effect": "Allow", "Principal": {"AWS": root}, "Action": "kms:*",
          "Resource": "*"},
         {"Sid": "CloudWatchLogs", "Effect": "Allow", "Principal": {"Service": f"logs.{region}.amazonaws.com"},
-         "Action": ["kms:Decrypt*", "kms:Describe*", "kms:Encrypt*", "kms:GenerateDataKey*", "kms:ReEncrypt*"],
-         "Resource": "*", "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": pulumi.Output.concat(
+         "Action": ["kms:Decrypt*", "kms:Encrypt*", "kms:GenerateDataKey*", "kms:ReEncrypt*"],
+         "Resource": "*", "Condition": {"StringLike": {"kms:EncryptionContext:aws:logs:arn": pulumi.Output.concat(
              "arn:aws:logs:", region, ":", account_id, ":*")}}},
         {"Sid": "AlarmsAndEventsToSns", "Effect": "Allow",
          "Principal": {"Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com"]},
@@ -127,16 +144,20 @@ class Lake(pulumi.ComponentResource):
                       opts=pulumi.ResourceOptions(parent=self))
         days = args.settings
 
+        missing = sorted(w.value for w in (*Zone, *SupportBucket) if w not in args.bucket_names)
+        if missing:
+            raise InfraError(f"LakeArgs.bucket_names has no name for {', '.join(missing)}")
+
         def make(which: Zone | SupportBucket, lifecycle: tuple[LifecycleRule, ...], *, kms: bool = True,
                  log_bucket: pulumi.Input[str] | None = None,
                  extra: tuple[dict[str, object], ...] = ()) -> SecureBucket:
-            physical = bucket_name(args.name_prefix, args.env, which)
+            physical = args.bucket_names[which]
             return SecureBucket(f"{name}-{which.value}", SecureBucketArgs(
                 bucket=physical, kms_key_arn=key.arn if kms else None, lifecycle=lifecycle, log_bucket=log_bucket,
                 force_destroy=days.force_destroy, extra_policy_statements=extra), opts=protected)
 
         nc = days.noncurrent_days
-        logs_physical = bucket_name(args.name_prefix, args.env, SupportBucket.ACCESS_LOGS)
+        logs_physical = args.bucket_names[SupportBucket.ACCESS_LOGS]
         logs = make(SupportBucket.ACCESS_LOGS, (LifecycleRule("expire", expire_days=days.access_logs_days,
                                                               noncurrent_days=nc),), kms=False, extra=({
             "Sid": "AllowServerAccessLogs", "Effect": "Allow", "Principal": {"Service": "logging.s3.amazonaws.com"},

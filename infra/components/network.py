@@ -1,16 +1,19 @@
-"""Network: a VPC with private subnets over the configured AZs and VPC endpoints instead of NAT."""
+"""Network: a VPC with private subnets over the chosen AZs, VPC endpoints for the AWS services, and NAT gateways
+for the one route beyond AWS (the dashboard to the API's public endpoint, ADR 0012)."""
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
 import pulumi
 import pulumi_aws as aws
 
+from infra.errors import InfraConfigError, InfraError
 from infra.refs import NetworkRefs
-from infra.settings import NetworkSettings
+from infra.settings import NAMESPACE, NetworkSettings
 
 INTERFACE_ENDPOINTS: Final = ("logs", "monitoring", "sts", "kms", "glue", "sns", "sqs", "athena", "ecr.api",
                               "ecr.dkr", "ssm", "lambda")
@@ -18,12 +21,34 @@ GATEWAY_ENDPOINTS: Final = ("s3", "dynamodb")
 KAFKA_IAM_PORT: Final = 9098
 
 
+def choose_zones(count: int, env: str) -> tuple[str, ...]:
+    """The first ``count`` (by name) of the Availability Zones the deploying account sees as available in the
+    provider's region, asked of EC2 (DescribeAvailabilityZones) when the program runs, so a stack file names no
+    zone: AZ names map to different physical zones in every account, and a region or account may offer fewer.
+    Only zones of type ``availability-zone`` count: Local Zones and Wavelength Zones (opt-in) lack the
+    services the VPC's subnets serve (MSK brokers, interface endpoints, the load balancer). More zones asked
+    than offered is refused here, before anything is created (``pulumi preview`` already fails)."""
+    found = aws.get_availability_zones(state="available",
+                                       filters=[{"name": "zone-type", "values": ["availability-zone"]}])
+    names = sorted(found.names)
+    if count > len(names):
+        raise InfraConfigError(
+            f"Pulumi.{env}.yaml, {NAMESPACE}:network.availabilityZoneCount: {count} zones asked, but the account "
+            f"has {len(names)} available Availability Zones in {found.id}: {', '.join(names) or 'none'}")
+    return tuple(names[:count])
+
+
 @dataclass(frozen=True, slots=True)
 class NetworkArgs:
     base_name: str
     region: str
     settings: NetworkSettings
+    availability_zones: Sequence[str]  # ``choose_zones``: the zones the subnets go to, one subnet each
     public_subnets: bool = False  # only for an internet-facing load balancer
+    # Internet egress for the private subnets: one NAT gateway per zone, in that zone's public subnet (needs
+    # ``public_subnets``). The dashboard's tasks reach the API's public endpoint through them (ADR 0012);
+    # security groups decide who may use the route (only the dashboard's tasks allow egress beyond the VPC).
+    nat_gateways: bool = False
 
 
 class Network(pulumi.ComponentResource):
@@ -32,20 +57,26 @@ class Network(pulumi.ComponentResource):
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("dataforge:network:Network", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        cidr, zones = args.settings.cidr, args.settings.availability_zones
+        cidr, zones = args.settings.cidr, args.availability_zones
         slices = list(ipaddress.ip_network(cidr).subnets(new_prefix=20))
         vpc = aws.ec2.Vpc(f"{name}-vpc", cidr_block=cidr, enable_dns_hostnames=True, enable_dns_support=True,
                           tags={"Name": f"{args.base_name}-vpc"}, opts=child)
         aws.ec2.DefaultSecurityGroup(f"{name}-default-sg", vpc_id=vpc.id, opts=child)  # no rules: deny all
-        private_rt = aws.ec2.RouteTable(f"{name}-private-rt", vpc_id=vpc.id,
-                                        tags={"Name": f"{args.base_name}-private"}, opts=child)
+        if args.nat_gateways and not args.public_subnets:
+            raise InfraError("NAT gateways live in public subnets: NetworkArgs.nat_gateways needs public_subnets")
+        # One route table per zone: a zone's default route goes to the NAT gateway of the same zone, so a
+        # zone's outage leaves the others' egress alone and no traffic crosses zones to leave the VPC.
+        private_route_tables: list[aws.ec2.RouteTable] = []
         private_subnet_ids: list[pulumi.Output[str]] = []
         for index, zone in enumerate(zones):
             subnet = aws.ec2.Subnet(f"{name}-private-{index}", vpc_id=vpc.id, cidr_block=str(slices[index]),
                                     availability_zone=zone, map_public_ip_on_launch=False,
                                     tags={"Name": f"{args.base_name}-private-{zone}"}, opts=child)
+            route_table = aws.ec2.RouteTable(f"{name}-private-{index}-rt", vpc_id=vpc.id,
+                                             tags={"Name": f"{args.base_name}-private-{zone}"}, opts=child)
             aws.ec2.RouteTableAssociation(f"{name}-private-{index}-rta", subnet_id=subnet.id,
-                                          route_table_id=private_rt.id, opts=child)
+                                          route_table_id=route_table.id, opts=child)
+            private_route_tables.append(route_table)
             private_subnet_ids.append(subnet.id)
         public_subnet_ids: list[pulumi.Output[str]] = []
         if args.public_subnets:
@@ -61,6 +92,19 @@ class Network(pulumi.ComponentResource):
                 aws.ec2.RouteTableAssociation(f"{name}-public-{index}-rta", subnet_id=subnet.id,
                                               route_table_id=public_rt.id, opts=child)
                 public_subnet_ids.append(subnet.id)
+                if args.nat_gateways:
+                    # A public NAT gateway needs an Elastic IP and a subnet whose default route is the internet
+                    # gateway (Amazon VPC user guide, "NAT gateways"); the private subnets of its zone route
+                    # 0.0.0.0/0 to it with a route of their own (a Route resource, not an inline route: the
+                    # gateway endpoints below add their prefix-list routes to the same table).
+                    eip = aws.ec2.Eip(f"{name}-nat-{index}-eip", domain="vpc",
+                                      tags={"Name": f"{args.base_name}-nat-{zone}"}, opts=child)
+                    nat = aws.ec2.NatGateway(f"{name}-nat-{index}", allocation_id=eip.id,
+                                             subnet_id=subnet.id, connectivity_type="public",
+                                             tags={"Name": f"{args.base_name}-nat-{zone}"},
+                                             opts=pulumi.ResourceOptions(parent=self, depends_on=[igw]))
+                    aws.ec2.Route(f"{name}-private-{index}-egress", route_table_id=private_route_tables[index].id,
+                                  destination_cidr_block="0.0.0.0/0", nat_gateway_id=nat.id, opts=child)
 
         compute_sg = aws.ec2.SecurityGroup(
             f"{name}-compute-sg", vpc_id=vpc.id, description="DataForge Lambdas, Glue jobs and tasks",
@@ -76,7 +120,8 @@ class Network(pulumi.ComponentResource):
         for service in GATEWAY_ENDPOINTS:
             endpoint = aws.ec2.VpcEndpoint(f"{name}-{service}-endpoint", vpc_id=vpc.id,
                                            service_name=f"com.amazonaws.{args.region}.{service}",
-                                           vpc_endpoint_type="Gateway", route_table_ids=[private_rt.id], opts=child)
+                                           vpc_endpoint_type="Gateway",
+                                           route_table_ids=[table.id for table in private_route_tables], opts=child)
             aws.ec2.SecurityGroupRule(f"{name}-{service}-egress", type="egress", protocol="tcp", from_port=443,
                                       to_port=443, security_group_id=compute_sg.id,
                                       prefix_list_ids=[endpoint.prefix_list_id],

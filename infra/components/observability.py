@@ -77,14 +77,6 @@ class Observability(pulumi.ComponentResource):
         metrics_table, alerts_table, kafka = args.serving.metrics, args.serving.alerts, args.streaming
         topic = aws.sns.Topic(f"{name}-alerts", name=f"{args.base_name}-alerts", kms_master_key_id=runtime.kms_key_arn,
                               opts=child)
-        aws.sns.TopicPolicy(f"{name}-alerts-policy", arn=topic.arn, policy=pulumi.Output.json_dumps({
-            "Version": "2012-10-17", "Statement": [
-                {"Sid": "AlarmsAndEvents", "Effect": "Allow",
-                 "Principal": {"Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com"]},
-                 "Action": "sns:Publish", "Resource": topic.arn},
-                {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "sns:Publish",
-                 "Resource": topic.arn, "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
-            ]}), opts=child)
         for index, email in enumerate(alerts.emails):
             aws.sns.TopicSubscription(f"{name}-email-{index}", topic=topic.arn, protocol="email", endpoint=email,
                                       opts=child)
@@ -114,9 +106,12 @@ class Observability(pulumi.ComponentResource):
             timeout_seconds=60, description="evaluates alert rules, writes alerts, publishes to SNS"), opts=child)
         schedule = aws.cloudwatch.EventRule(f"{name}-evaluator-schedule", name=f"{args.base_name}-alert-evaluator",
                                             schedule_expression=EVALUATOR_SCHEDULE, opts=child)
-        aws.cloudwatch.EventTarget(f"{name}-evaluator-target", rule=schedule.name, arn=evaluator.arn, opts=child)
-        aws.lambda_.Permission(f"{name}-evaluator-invoke", action="lambda:InvokeFunction", function=evaluator.name,
-                               principal="events.amazonaws.com", source_arn=schedule.arn, opts=child)
+        # The rule's ARN names the account, so SourceArn alone binds the permission to this rule.
+        invoke = aws.lambda_.Permission(f"{name}-evaluator-invoke", action="lambda:InvokeFunction",
+                                        function=evaluator.name, principal="events.amazonaws.com",
+                                        source_arn=schedule.arn, opts=child)
+        aws.cloudwatch.EventTarget(f"{name}-evaluator-target", rule=schedule.name, arn=evaluator.arn,
+                                   opts=pulumi.ResourceOptions(parent=self, depends_on=[invoke]))
         self.evaluator_function_name = evaluator.name
 
         actions = [topic.arn]
@@ -155,7 +150,23 @@ class Observability(pulumi.ComponentResource):
                 "source": ["aws.glue"], "detail-type": ["Glue Job State Change"],
                 "detail": {"state": ["FAILED", "TIMEOUT", "ERROR"], "jobName": list(watched.glue_job_names)}}),
             opts=child)
-        aws.cloudwatch.EventTarget(f"{name}-glue-failures-target", rule=glue_failures.name, arn=topic.arn, opts=child)
+        # Who may publish: this stack's alarms and its Glue-failure rule, each bound to its source
+        # (aws:SourceArn, and aws:SourceAccount for CloudWatch), as the SNS Developer Guide's access
+        # policy cases and the EventBridge User Guide's "Amazon SNS permissions" show.
+        topic_policy = aws.sns.TopicPolicy(f"{name}-alerts-policy", arn=topic.arn, policy=pulumi.Output.json_dumps({
+            "Version": "2012-10-17", "Statement": [
+                {"Sid": "StackAlarms", "Effect": "Allow", "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                 "Action": "sns:Publish", "Resource": topic.arn,
+                 "Condition": iam.confused_deputy(iam.account_of(topic.arn), iam.arn_like(
+                     topic.arn, "cloudwatch", f"alarm:{args.base_name}-*"))},
+                {"Sid": "GlueFailureEvents", "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
+                 "Action": "sns:Publish", "Resource": topic.arn,
+                 "Condition": {"ArnEquals": {"aws:SourceArn": glue_failures.arn}}},
+                {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "sns:Publish",
+                 "Resource": topic.arn, "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+            ]}), opts=child)
+        aws.cloudwatch.EventTarget(f"{name}-glue-failures-target", rule=glue_failures.name, arn=topic.arn,
+                                   opts=pulumi.ResourceOptions(parent=self, depends_on=[topic_policy]))
 
         widgets = [
             {"type": "metric", "width": 12, "height": 6, "properties": {

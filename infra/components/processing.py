@@ -90,6 +90,24 @@ class Processing(pulumi.ComponentResource):
                                 retention_in_days=args.log_retention_days, opts=child)
         connection_arn = pulumi.Output.concat(
             glue_catalog_arn.apply(lambda arn: arn.removesuffix(":catalog")), ":connection/", connection.name)
+        # The network connection's interfaces, as AWSGlueServiceRole grants them (AWS managed policy
+        # reference), scoped to the stack's account and region: Describe* support only "*"; Glue
+        # tags what it creates with the aws-glue-service-resource key only.
+        glue_vpc = [
+            iam.allow(["ec2:DescribeNetworkInterfaces", "ec2:DescribeRouteTables", "ec2:DescribeSecurityGroups",
+                       "ec2:DescribeSubnets", "ec2:DescribeVpcEndpoints", "ec2:DescribeVpcs"], ["*"],
+                      sid="GlueVpcDescribe"),
+            iam.allow(["ec2:DescribeVpcAttribute"], [iam.arn_like(glue_catalog_arn, "ec2", "vpc/*")],
+                      sid="GlueVpcAttributes"),
+            iam.allow(["ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface"],
+                      [iam.arn_like(glue_catalog_arn, "ec2", r) for r in iam.ENI_RESOURCES],
+                      sid="GlueNetworkInterfaces"),
+            iam.allow(["ec2:CreateTags", "ec2:DeleteTags"],
+                      [iam.arn_like(glue_catalog_arn, "ec2", r)
+                       for r in ("instance/*", "network-interface/*", "security-group/*")],
+                      sid="GlueResourceTags",
+                      conditions={"ForAllValues:StringEquals": {"aws:TagKeys": "aws-glue-service-resource"}}),
+        ]
         self.job_names = {}
         jobs: dict[str, aws.glue.Job] = {}
         for spec in args.jobs:
@@ -105,7 +123,7 @@ class Processing(pulumi.ComponentResource):
                 iam.kms_use(kms_key_arn),
                 iam.allow(["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents",
                            "logs:AssociateKmsKey"],
-                          ["arn:aws:logs:*:*:log-group:/aws-glue/*"], sid="GlueLogs"),
+                          [iam.arn_like(glue_catalog_arn, "logs", "log-group:/aws-glue/*")], sid="GlueLogs"),
                 iam.allow(["cloudwatch:PutMetricData"], ["*"], sid="GlueMetrics"),
                 iam.allow(["glue:GetDatabase", "glue:GetTable", "glue:GetTables", "glue:GetPartition",
                            "glue:GetPartitions", "glue:BatchGetPartition", "glue:UpdateTable",
@@ -113,8 +131,7 @@ class Processing(pulumi.ComponentResource):
                            "glue:BatchDeletePartition", "glue:UpdatePartition", "glue:GetConnection"],
                           [*args.catalog.resource_arns(*Zone), connection_arn],
                           sid="GlueCatalog"),
-                iam.allow([*iam.VPC_ENI_ACTIONS, "ec2:CreateTags", "ec2:DeleteTags", "ec2:DescribeVpcEndpoints",
-                           "ec2:DescribeRouteTables"], ["*"], sid="GlueVpc"),
+                *glue_vpc,
             ]
             for bucket in spec.reads:
                 statements += iam.s3_read(args.lake[Zone(bucket)].arn)
@@ -130,8 +147,10 @@ class Processing(pulumi.ComponentResource):
                     iam.allow(["kafka-cluster:AlterGroup", "kafka-cluster:DescribeGroup"],
                               [pulumi.Output.concat(args.streaming.group_arn_prefix, "/*")]),
                 ]
-            role = iam.role(f"{name}-{role_name}-role", ["glue.amazonaws.com"], statements, self,
-                            f"Glue job {spec.job}")
+            # No aws:SourceAccount/aws:SourceArn in the trust policy: the Glue Developer Guide's
+            # service-role trust policy names only glue.amazonaws.com and documents no source keys.
+            role = iam.service_role(f"{name}-{role_name}-role", ["glue.amazonaws.com"], statements, self,
+                                    f"Glue job {spec.job}")
             arguments: dict[str, pulumi.Input[str]] = {
                 "--extra-py-files": core_uri,
                 "--TempDir": pulumi.Output.concat("s3://", artifacts.name, "/", TEMP_PREFIX, spec.job, "/"),
@@ -158,7 +177,7 @@ class Processing(pulumi.ComponentResource):
                 execution_property={"max_concurrent_runs": 1},
                 security_configuration=security.name,
                 connections=[connection.name] if spec.kafka else None,
-                opts=child)
+                opts=pulumi.ResourceOptions(parent=self, depends_on=role.ready))
             jobs[spec.job] = job
             self.job_names[spec.job] = job.name
         workflow = aws.glue.Workflow(f"{name}-daily", name=f"{args.base_name}-daily",

@@ -86,15 +86,26 @@ class Streaming(pulumi.ComponentResource):
         logs = aws.cloudwatch.LogGroup(f"{name}-connector-{connector}-logs",
                                        name=f"/aws/mskconnect/{args.base_name}-{connector}",
                                        retention_in_days=args.log_retention_days, opts=child)
-        role = iam.role(f"{name}-connector-{connector}-role", ["kafkaconnect.amazonaws.com"], [
+        connector_name = f"{args.base_name}-{connector}"
+        groups = cluster_arn.apply(lambda a: a.replace(":cluster/", ":group/", 1))
+        # The service execution role as the MSK Developer Guide ("Understand service execution role")
+        # gives it: the trust policy binds MSK Connect to this account and this connector (its ARN ends
+        # in a UUID assigned at creation, hence the wildcard); the connector reads and writes its
+        # topics and its internal topics (__amazon_msk_connect_*) and joins its consumer groups.
+        role = iam.service_role(f"{name}-connector-{connector}-role", ["kafkaconnect.amazonaws.com"], [
             iam.allow(["kafka-cluster:Connect", "kafka-cluster:DescribeCluster"], [cluster_arn]),
-            iam.allow(["kafka-cluster:DescribeTopic", "kafka-cluster:WriteData", "kafka-cluster:CreateTopic"],
+            iam.allow(["kafka-cluster:CreateTopic", "kafka-cluster:DescribeTopic", "kafka-cluster:ReadData",
+                       "kafka-cluster:WriteData"],
                       [pulumi.Output.concat(cluster_arn.apply(lambda a: a.replace(":cluster/", ":topic/", 1)),
                                             "/*")]),
+            iam.allow(["kafka-cluster:AlterGroup", "kafka-cluster:DescribeGroup"],
+                      [pulumi.Output.concat(groups, "/__amazon_msk_connect_*"),
+                       pulumi.Output.concat(groups, "/connect-*")]),
             iam.logs_write(logs.arn),
-        ], self, f"MSK Connect connector {connector}")
+        ], self, f"MSK Connect connector {connector}", trust_conditions=iam.confused_deputy(
+            iam.account_of(cluster_arn), iam.arn_like(cluster_arn, "kafkaconnect", f"connector/{connector_name}/*")))
         aws.mskconnect.Connector(
-            f"{name}-connector-{connector}", name=f"{args.base_name}-{connector}", kafkaconnect_version="2.7.1",
+            f"{name}-connector-{connector}", name=connector_name, kafkaconnect_version="2.7.1",
             connector_configuration=dict(sorted(config.items())),
             capacity={"autoscaling": {"min_worker_count": 1, "max_worker_count": 2, "mcu_count": 1,
                                       "scale_in_policy": {"cpu_utilization_percentage": 20},
@@ -107,4 +118,4 @@ class Streaming(pulumi.ComponentResource):
             plugins=[{"custom_plugin": {"arn": args.settings.connector_plugin_arn, "revision": 1}}],
             service_execution_role_arn=role.arn,
             log_delivery={"worker_log_delivery": {"cloudwatch_logs": {"enabled": True, "log_group": logs.name}}},
-            opts=child)
+            opts=pulumi.ResourceOptions(parent=self, depends_on=role.ready))

@@ -17,7 +17,8 @@ engine.enable_bytecode_cache()
 STACKS = ("dev", "staging", "prod")
 ROOT = Path(__file__).resolve().parents[2]
 SNAPSHOT_PATHS = ("Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.staging.yaml", "Pulumi.prod.yaml", "dataforge", "lambdas",
-                  "spark", "chalice_api")
+                  "spark", "chalice_api",
+                  "chalice_api/.chalice/config.json")  # the API's Chalice config (the copy skips .chalice's builds)
 
 
 @pytest.fixture(scope="session")
@@ -42,14 +43,12 @@ def stacks(source_snapshot: Path) -> dict[str, engine.Rendered]:
 
 @pytest.fixture(scope="session")
 def variant_dev(source_snapshot: Path) -> engine.Rendered:
-    """dev with the options no stack file uses yet, rendered and checked too: ``dashboard.hosting:
-    apprunner`` and an MSK Connect connector (``infra/connectors/payments-cdc.json``)."""
+    """dev with the options no stack file uses yet, rendered and checked too: an MSK Connect connector
+    (``infra/connectors/payments-cdc.json``). (``dashboard.hosting: apprunner`` is refused by the settings.)"""
     config = engine.load_stack_config("dev", source_snapshot)
-    dashboard = {**config.values["dataforge:dashboard"], "hosting": "apprunner"}
     streaming = {**config.values["dataforge:streaming"], "connectors": ["payments-cdc"],
                  "connectorPluginArn": "arn:aws:kafkaconnect:us-east-1:123456789012:custom-plugin/debezium/x"}
-    return engine.render("dev", source_snapshot,
-                         overrides={"dataforge:dashboard": dashboard, "dataforge:streaming": streaming})
+    return engine.render("dev", source_snapshot, overrides={"dataforge:streaming": streaming})
 
 
 @pytest.fixture(params=STACKS)

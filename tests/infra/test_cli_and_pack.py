@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
 from pathlib import Path
@@ -43,33 +44,46 @@ def test_unknown_stack_is_a_clean_error() -> None:
     assert "Pulumi.qa.yaml" in result.output
 
 
-class _Opts:
-    def __init__(self) -> None:
-        self.protect = False
+def _policy_resource(resource_type: str, name: str, props: dict[str, Any], protect: bool = True) -> Any:
+    """A ``pulumi_policy.PolicyResource`` as the analyzer builds it: props behind the unknown-checking proxy."""
+    pp = pytest.importorskip("pulumi_policy")
+    opts = pp.PolicyResourceOptions(protect, [], None, [], pp.PolicyCustomTimeouts(0, 0, 0), [], None)
+    return pp.PolicyResource(resource_type, pp.proxy.unknown_checking_proxy(copy.deepcopy(props)),
+                             f"urn:pulumi:prod::dataforge::{resource_type}::{name}", name, opts, None, None, [], {})
 
 
-class _PolicyResource:
-    def __init__(self, resource_type: str, name: str, props: dict[str, Any]) -> None:
-        self.resource_type, self.name, self.props, self.opts = resource_type, name, props, _Opts()
-        self.urn = f"urn:pulumi:prod::dataforge::{resource_type}::{name}"
+class _Args:
+    def __init__(self, resources: list[Any]) -> None:
+        self.resources = resources
 
 
 def test_policy_pack_validators_report_on_policy_resources(stacks: dict[str, Rendered]) -> None:
-    resources = [_PolicyResource(r.type, r.name, r.inputs) for r in stacks["prod"].resources]
-    for resource in resources:
-        resource.opts.protect = True
+    resources = [_policy_resource(r.type, r.name, r.inputs) for r in stacks["prod"].resources]
     reported: list[tuple[str, str | None]] = []
-    pack.validator("iam-least-privilege")(_Args(resources), lambda message, urn: reported.append((message, urn)))
+    for rule in RULES:
+        pack.validator(rule)(_Args(resources), lambda message, urn: reported.append((message, urn)))
     assert reported == []
-    bad = _PolicyResource("aws:iam/rolePolicy:RolePolicy", "admin", {
+    bad = _policy_resource("aws:iam/rolePolicy:RolePolicy", "admin", {
         "policy": json.dumps({"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})})
     pack.validator("iam-least-privilege")(_Args([*resources, bad]), lambda m, urn: reported.append((m, urn)))
     assert reported == [("allows every action ('*')", bad.urn)]
 
 
-class _Args:
-    def __init__(self, resources: list[_PolicyResource]) -> None:
-        self.resources = resources
+def test_policy_pack_validators_report_violations_then_raise_what_they_cannot_tell() -> None:
+    """Undecided checks leave as one ``UnknownValueError`` (the engine's advisory "can't run policy ...
+    during preview" line), after the violations known values decide were reported."""
+    pp = pytest.importorskip("pulumi_policy")
+    unknown = pp.proxy.UNKNOWN_STRING_VALUE
+    resources = [
+        _policy_resource("aws:iam/rolePolicy:RolePolicy", "later", {"role": "r", "policy": unknown}),
+        _policy_resource("aws:iam/rolePolicyAttachment:RolePolicyAttachment", "admin", {
+            "role": unknown, "policyArn": "arn:aws:iam::aws:policy/AdministratorAccess"}),
+    ]
+    reported: list[tuple[str, str | None]] = []
+    with pytest.raises(pp.proxy.UnknownValueError) as raised:
+        pack.validator("iam-least-privilege")(_Args(resources), lambda m, urn: reported.append((m, urn)))
+    assert reported == [("attaches arn:aws:iam::aws:policy/AdministratorAccess", resources[1].urn)]
+    assert "aws:iam/rolePolicy:RolePolicy::later: policy document is unknown" in raised.value.message
 
 
 def test_policy_pack_has_one_policy_per_rule_or_names_the_missing_package() -> None:

@@ -23,7 +23,8 @@ EXPECTED_DEV_PROD = re.compile(
     r"|settings\.throttling(Rate|Burst)Limit|certificateArn"
     r"|rules\[\d+\]\.(expiration\.days|noncurrentVersionExpiration\.noncurrentDays)"
     r"|(egress|ingress)\[\d+\]\.cidrBlocks\[\d+\]"
-    r"|(subnetIds|subnets|vpcConfig\.subnetIds|networkConfiguration\.subnets|vpcConfigs\[0\]\.subnetIds)\[\d+\]"
+    r"|(subnetIds|subnets|vpcConfig\.subnetIds|networkConfiguration\.subnets|vpcConfigs\[0\]\.subnetIds"
+    r"|routeTableIds)\[\d+\]"
     r"|defaultArguments\.--DATAFORGE_KAFKA_BOOTSTRAP_SERVERS"
     r"|policy\.Statement\[\d+\]\.Resource\[\d+\])$)")
 
@@ -50,6 +51,9 @@ def test_diff_dev_to_prod_shows_the_configured_differences_and_nothing_else(stac
         "aws:ec2/subnet:Subnet::network-private-2", "aws:ec2/subnet:Subnet::network-public-2",
         "aws:ec2/routeTableAssociation:RouteTableAssociation::network-private-2-rta",
         "aws:ec2/routeTableAssociation:RouteTableAssociation::network-public-2-rta",
+        # the third zone's route table and NAT gateway (one per zone)
+        "aws:ec2/routeTable:RouteTable::network-private-2-rt", "aws:ec2/eip:Eip::network-nat-2-eip",
+        "aws:ec2/natGateway:NatGateway::network-nat-2", "aws:ec2/route:Route::network-private-2-egress",
         "aws:sns/topicSubscription:TopicSubscription::observability-email-0",
     }
     assert set(result.removed) == {"aws:msk/serverlessCluster:ServerlessCluster::streaming-cluster"}

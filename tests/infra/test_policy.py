@@ -9,14 +9,14 @@ from collections.abc import Callable
 import pytest
 
 from infra.plan import Rendered, Resource
-from infra.policy.checks import RULES, check_all
+from infra.policy.checks import RULES, UNKNOWN, Undecided, check_all, evaluate
 
 
 def test_every_stack_passes_every_rule(stack: Rendered) -> None:
     assert check_all(stack.stack, stack.resources) == []
 
 
-def test_apprunner_variant_passes_too(variant_dev: Rendered) -> None:
+def test_variant_passes_too(variant_dev: Rendered) -> None:
     assert check_all("dev", variant_dev.resources) == []
 
 
@@ -74,15 +74,37 @@ def _open_ssh(r: Rendered) -> None:
         {"protocol": "tcp", "fromPort": 22, "toPort": 22, "cidrBlocks": ["0.0.0.0/0"]})
 
 
+def _open_ssh_rule(r: Rendered) -> None:
+    # the same hole declared as its own security-group rule resource
+    r.resources.append(Resource("aws:ec2/securityGroupRule:SecurityGroupRule", "open-ssh-rule", None, True, False, {
+        "type": "ingress", "securityGroupId": "sg-1", "protocol": "tcp", "fromPort": 22, "toPort": 22,
+        "cidrBlocks": ["0.0.0.0/0"], "tags": {}}))
+
+
 def _unencrypted_queue(r: Rendered) -> None:
     del r.by_name("ingestion-landing-dlq").inputs["kmsMasterKeyId"]
+
+
+def _admin_as_object(r: Rendered) -> None:
+    # the document as a JSON object rather than a string: under the engine, nested proxies
+    r.resources.append(Resource("aws:iam/rolePolicy:RolePolicy", "admin-object", None, True, False, {
+        "role": "x", "policy": {"Version": "2012-10-17",
+                                "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}}))
+
+
+def _role_full_access(r: Rendered) -> None:
+    role = r.by_name("ingestion-msk-landing-role")
+    role.inputs["managedPolicyArns"] = ["arn:aws:iam::aws:policy/AmazonS3FullAccess"]
 
 
 BREAKAGES: dict[str, tuple[str, Callable[[Rendered], None]]] = {
     "admin-policy": ("iam-least-privilege", _admin),
     "full-access": ("iam-least-privilege", _full_access),
+    "admin-policy-as-object": ("iam-least-privilege", _admin_as_object),
+    "role-managed-full-access": ("iam-least-privilege", _role_full_access),
     "public-bucket": ("public-access-blocked", _public_bucket),
     "open-ssh": ("public-access-blocked", _open_ssh),
+    "open-ssh-rule": ("public-access-blocked", _open_ssh_rule),
     "unencrypted-bucket": ("encryption-at-rest", _unencrypted_bucket),
     "unencrypted-queue": ("encryption-at-rest", _unencrypted_queue),
     "plain-http": ("tls-in-transit", _plain_http_listener),
@@ -111,3 +133,51 @@ def test_prod_rules_only_apply_to_prod(stacks: dict[str, Rendered]) -> None:
     dev = copy.deepcopy(stacks["dev"])
     dev.by_name("serving-alerts").inputs["deletionProtectionEnabled"] = False
     assert check_all("dev", dev.resources) == []
+
+
+def _prod_with(stacks: dict[str, Rendered], name: str, **inputs: object) -> Rendered:
+    prod = copy.deepcopy(stacks["prod"])
+    prod.by_name(name).inputs.update(inputs)
+    return prod
+
+
+def test_a_whole_number_given_as_a_float_counts(stacks: dict[str, Rendered]) -> None:
+    """A protobuf Struct has only doubles: the engine hands ``365`` over as ``365.0``."""
+    prod = _prod_with(stacks, "api-access-logs", retentionInDays=30.0)
+    assert check_all("prod", prod.resources) == []
+    prod = _prod_with(stacks, "api-access-logs", retentionInDays=30.5)
+    assert [v.message for v in check_all("prod", prod.resources)] == ["log group has no valid retention (30.5)"]
+
+
+def test_a_secure_transport_condition_given_as_a_list_counts(stacks: dict[str, Rendered]) -> None:
+    """IAM condition values may be a list (``"aws:SecureTransport": ["false"]``) or a boolean."""
+    prod = copy.deepcopy(stacks["prod"])
+    for value in (["false"], False):
+        policy = prod.by_name("lake-bronze-policy")
+        doc = _policy(policy)
+        for statement in doc["Statement"]:  # type: ignore[attr-defined]
+            if statement.get("Sid") == "DenyInsecureTransport":
+                statement["Condition"] = {"Bool": {"aws:SecureTransport": value}}
+        policy.inputs["policy"] = json.dumps(doc)
+        assert check_all("prod", prod.resources) == []
+
+
+def test_unknown_values_are_undecided_or_decided_from_known_ones(stacks: dict[str, Rendered]) -> None:
+    """Unknown evidence gives an Undecided finding (never a silent pass); an unknown reference that can
+    only point at the stack's own resource is followed through the dependencies."""
+    prod = copy.deepcopy(stacks["prod"])
+    prod.by_name("lake-gold-public-access").inputs["bucket"] = UNKNOWN  # depends on lake-gold-bucket only
+    prod.by_name("lake-silver-policy").inputs["policy"] = UNKNOWN
+    prod.by_name("serving-alerts").inputs["deletionProtectionEnabled"] = UNKNOWN
+    prod.by_name("ingestion-landing-dlq").inputs["kmsMasterKeyId"] = UNKNOWN  # a key ARN: set
+    violations, undecided = evaluate("prod", prod.resources)
+    assert violations == []
+    assert undecided == [
+        Undecided("prod-protections", "aws:dynamodb/table:Table::serving-alerts",
+                  "DynamoDB deletion protection is off"),
+        Undecided("tls-in-transit", "aws:s3/bucket:Bucket::lake-silver-bucket",
+                  "bucket policy does not deny requests without TLS")]
+    prod.by_name("lake-gold-public-access").inputs["blockPublicPolicy"] = False
+    violations, _ = evaluate("prod", prod.resources)
+    assert [(v.rule, v.resource) for v in violations] == [
+        ("public-access-blocked", "aws:s3/bucket:Bucket::lake-gold-bucket")]
