@@ -116,9 +116,13 @@ class Dashboard(pulumi.ComponentResource):
             execution_statements.append(iam.allow(["ssm:GetParameters"], [secret_arn], sid="ApiKey"))
         execution = iam.service_role(f"{name}-execution-role", ["ecs-tasks.amazonaws.com"], execution_statements,
                                      self, "dashboard task execution")
+        # ECS Developer Guide, "Amazon ECS task IAM role": bind the task role to this account's ECS tasks
+        # (aws:SourceAccount, aws:SourceArn). The execution role's documented trust names the principal only.
         task_role = iam.service_role(f"{name}-task-role", ["ecs-tasks.amazonaws.com"],
                                      [iam.allow(["cloudwatch:PutMetricData"], ["*"], sid="Metrics")], self,
-                                     "dashboard task (calls the API over HTTPS only)")
+                                     "dashboard task (calls the API over HTTPS only)",
+                                     trust_conditions=iam.confused_deputy(iam.account_of(logs.arn),
+                                                                          iam.arn_like(logs.arn, "ecs", "*")))
         cluster = aws.ecs.Cluster(f"{name}-cluster", name=f"{args.base_name}-dashboard",
                                   settings=[{"name": "containerInsights", "value": "enabled"}], opts=child)
         container = {
