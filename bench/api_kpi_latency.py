@@ -4,7 +4,7 @@
                                               [--days 30] [--merchants 10]
 
 Starts a moto server, creates the resources (``bootstrap``), writes KPI items under ADR 0001's keys
-and realtime minutes around now, serves the API in its own process (``devkit/cli/api.py serve``,
+and realtime minutes around now, serves the API in its own process (``python -m devkit api serve``,
 cache TTLs from the environment or their defaults) and measures three phases:
 
 1. cold: one client, ``--cold`` requests whose query was never asked before (every one a cache miss,
@@ -15,14 +15,13 @@ cache TTLs from the environment or their defaults) and measures three phases:
    country, country breakdown), summary, merchants of a day and realtime windows. Realtime entries
    expire every few seconds, so this phase includes the misses a live dashboard causes.
 
-The measured clients are 50 keep-alive HTTP/1.1 connections driven by one asyncio event loop (uvloop,
-responses parsed by httptools), each sending its next request when the previous answer arrived. They
-were 50 threads over ``http.client`` before: on this 2-core machine, where clients and server share the
-CPU, those threads cost ~300 us of CPU per request (a third of a core at 1,200 requests/s) and queued on
-the client's GIL, so the figures measured the client as much as the server. Latency is still taken from
-the moment a request is written to the moment its whole response is parsed, on the client's side.
+The measured clients are keep-alive HTTP/1.1 connections driven by one asyncio event loop (uvloop,
+responses parsed by httptools), each sending its next request when the previous answer arrived: on a
+2-core machine the clients share the CPU with the server, and one event loop costs them far less CPU per
+request than a thread per client would, so the figures measure the server. Latency is taken from the
+moment a request is written to the moment its whole response is parsed, on the client's side.
 
-Goal (issue 6): p99 <= 50 ms under 50 clients. The last two lines print the goal and measured/goal.
+Goal: p99 <= 50 ms under 50 clients. The last two lines print the goal and measured/goal.
 """
 
 from __future__ import annotations
