@@ -44,7 +44,6 @@ IAM.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
@@ -53,10 +52,11 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import tomllib
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path, PurePosixPath
@@ -68,7 +68,7 @@ import httpx
 from dataforge import envvars
 from dataforge.errors import ServiceError
 from devkit.dashboard_image import DOCKERFILE, Dockerfile, Stage, context_files
-from devkit.local import port_open
+from devkit.local import file_lock, port_open
 from devkit.paths import project_root
 from infra.plan import Rendered, Resource
 from infra.settings import DASHBOARD_IMAGE_TAG
@@ -343,16 +343,9 @@ def container_environment(stage: Stage, w: Wiring, mapping: Mapping[str, Path], 
     return env
 
 
-@contextmanager
-def _port_lock(port: int) -> Iterator[None]:
+def _port_lock(port: int) -> AbstractContextManager[None]:
     """One rehearsal per port on this machine at a time (several test sessions may run at once)."""
-    path = Path(tempfile.gettempdir()) / f"dataforge-rehearse-dashboard-{port}.lock"
-    with path.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return file_lock(Path(tempfile.gettempdir()) / f"dataforge-rehearse-dashboard-{port}.lock")
 
 
 @dataclass(slots=True)
@@ -413,8 +406,25 @@ def _open_websocket(port: int, headers: Mapping[str, str], token: str) -> tuple[
         finally:
             connection.close()
 
-    result: tuple[bool, str] = IOLoop(make_current=False).run_sync(attempt, timeout=30)
-    return result
+    # A loop of its own in a thread of its own: the caller's thread may already run an event loop (a test
+    # session with Playwright or an async fixture), which a second loop on it could not share.
+    outcome: list[tuple[bool, str]] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            outcome.append(IOLoop(make_current=False).run_sync(attempt, timeout=30))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread below
+            failure.append(exc)
+
+    worker = threading.Thread(target=run, name="rehearse-websocket", daemon=True)
+    worker.start()
+    worker.join(timeout=40)
+    if failure:
+        raise failure[0]
+    if not outcome:
+        return False, "no answer to the WebSocket handshake within 40 s"
+    return outcome[0]
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
