@@ -36,6 +36,7 @@ def main() -> None:
     from devkit.local.bootstrap import bootstrap
     from devkit.local.kafka import KafkaBroker, create_topics
     from devkit.local.moto_server import MotoServer
+    from devkit.local.spark import build_session
     from spark import runtime
     from spark.jobs import streaming_enrichment
 
@@ -59,7 +60,7 @@ def main() -> None:
         producer.flush(120)
         print(f"produced {args.events:,} events in {time.perf_counter() - started:.1f}s")
 
-        spark = runtime.session("bench-streaming", settings)
+        spark = build_session("bench-streaming", endpoint_url=settings.endpoint_url or "")
         started = time.perf_counter()
         metrics = streaming_enrichment.run(
             spark, settings, trigger="availableNow",

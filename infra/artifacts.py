@@ -190,7 +190,6 @@ class Bundle:
     core_zip: Artifact  # dataforge/... + spark/... (Glue --extra-py-files: jobs import spark.runtime, transforms)
     functions: dict[str, Artifact]  # per Lambda function: lambdas/<name>/handler.py and what it imports
     api: Artifact  # the Chalice app and Chalice's runtime (the core comes with the layer)
-    connectors: Path  # MSK Connect connector configs
 
     def archives(self) -> dict[str, Artifact]:
         """The built archives by role (what ``dataforge plan --summary`` lists with their sizes)."""
@@ -378,5 +377,4 @@ def build_bundle(root: Path | None = None) -> Bundle:
                                             ("spark", Path("spark"))], base),
         functions={function: function_artifact(function, base) for function in LAMBDA_FUNCTIONS},
         api=_api_artifact(base),
-        connectors=Path(__file__).resolve().parent / "connectors",
     )

@@ -5,7 +5,7 @@ The rules the helpers encode, from the AWS documentation:
 - a role trusted by a service principal carries the confused-deputy conditions (``aws:SourceAccount``,
   ``aws:SourceArn``) only where that service documents sending them when it assumes the role
   (``trust_policy``; each caller says which page it follows);
-- whatever acts with a role (a Lambda function, a Glue job, a connector) depends on the role's
+- whatever acts with a role (a Lambda function, a Glue job) depends on the role's
   inline policy as well as on the role (``ServiceRole.ready``): IAM accepts a role before its
   policy exists, and a service that starts using the role at creation would otherwise run
   without its permissions;
@@ -150,7 +150,7 @@ class ServiceRole:
 
 def service_role(name: str, services: Sequence[str], statements: Sequence[Statement], parent: pulumi.Resource,
                  description: str, trust_conditions: Conditions | None = None) -> ServiceRole:
-    """A role for one function, job or connector, with its own inline policy (``{name}`` and
+    """A role for one function or job, with its own inline policy (``{name}`` and
     ``{name}-policy``), trusted by ``services`` under ``trust_conditions``."""
     result = aws.iam.Role(name, assume_role_policy=trust_policy(services, trust_conditions),
                           description=description, opts=pulumi.ResourceOptions(parent=parent))

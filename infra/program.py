@@ -59,7 +59,7 @@ def build(s: StackSettings, source_root: Path | None = None) -> None:
     catalog = Catalog("catalog", CatalogArgs(name_prefix=s.name_prefix, env=s.env, lake=lake)).refs
     streaming = Streaming("streaming", StreamingArgs(
         base_name=base, settings=s.streaming, network=network, kms_key_arn=lake.kms_key_arn,
-        log_retention_days=s.log_retention_days, connector_dir=bundle.connectors, protect=s.protect)).refs
+        log_retention_days=s.log_retention_days, protect=s.protect)).refs
     serving = Serving("serving", ServingArgs(base_name=base, settings=s.serving, lake=lake, protect=s.protect)).refs
     core_layer = _core_layer(base, bundle)
     platform = _platform_environment(s)
@@ -102,7 +102,8 @@ def build(s: StackSettings, source_root: Path | None = None) -> None:
         watched=Watched(lambda_functions=[ingestion.landing_function_name, ingestion.batch_function_name,
                                           api.function_name],
                         glue_job_names=list(processing.job_names.values()),
-                        consumer_group=ingestion.consumer_group, api_name=api.rest_api_name),
+                        consumer_group=ingestion.consumer_group, api_name=api.rest_api_name,
+                        landing_function=ingestion.landing_function_name),
         https_endpoint=pulumi.Config(NAMESPACE).require_secret("oncallHttpsEndpoint") if s.oncall_endpoint else None))
 
     outputs: dict[str, pulumi.Input[object]] = {

@@ -77,6 +77,12 @@ class LakeSettings(_Section, frozen=True):
     force_destroy: bool = False
 
 
+#: Why the streaming section's connector keys are refused (``StreamingSettings``).
+KAFKA_CONNECT_REFUSED: Final = (
+    "{keys}: not a stack setting; the program declares no Kafka Connect (MSK Connect) connector "
+    "(docs/adr/0013-no-kafka-connect-yet.md says why, and what a deployable connector needs)")
+
+
 class StreamingSettings(_Section, frozen=True):
     mode: StreamingMode = "serverless"
     kafka_version: str = "3.6.0"
@@ -87,12 +93,18 @@ class StreamingSettings(_Section, frozen=True):
     partitions: Positive = 6
     replication_factor: Positive = 2
     retention_hours: Positive = 168
-    connectors: tuple[str, ...] = ()
-    connector_plugin_arn: str = ""
+    # The keys of an MSK Connect connector, which the program does not declare: refused whatever their value
+    # (null and [] included), pointing at the ADR, so a stack file that asks for a connector fails loudly.
+    connectors: object = msgspec.UNSET
+    connector_plugin_arn: object = msgspec.UNSET
 
     def __post_init__(self) -> None:
-        _require(not self.connectors or bool(self.connector_plugin_arn),
-                 "streaming.connectors need streaming.connectorPluginArn (an MSK Connect custom plugin)")
+        # A ValueError here reaches ``from_mapping`` as msgspec's ValidationError at `$.streaming`, so the
+        # message names the stack file and the section.
+        given = (("connectors", self.connectors), ("connectorPluginArn", self.connector_plugin_arn))
+        named = [key for key, value in given if value is not msgspec.UNSET]
+        if named:
+            raise ValueError(KAFKA_CONNECT_REFUSED.format(keys=", ".join(f"`{key}`" for key in named)))
 
 
 class IngestionSettings(_Section, frozen=True):
@@ -117,6 +129,16 @@ class ProcessingSettings(_Section, frozen=True):
     batch_schedule: Cron = "cron(0/15 * * * ? *)"
     timeout_minutes: Positive = 120
     max_retries: Annotated[int, msgspec.Meta(ge=0, le=10)] = 1
+
+    def __post_init__(self) -> None:
+        # A ValueError here reaches ``from_mapping`` as msgspec's ValidationError at `$.processing`, so the
+        # message names the stack file and the section. ``workerType`` sizes the batch jobs too
+        # (``infra.components.processing``), and AWS offers G.025X to streaming jobs only.
+        if self.worker_type == "G.025X":
+            raise ValueError(
+                "`workerType: G.025X` is refused: it sizes the batch jobs too, and AWS Glue offers G.025X "
+                "(0.25 DPU) only to streaming jobs (Glue 3.0 or later; AWS Glue API, Job.WorkerType). Use G.1X "
+                "or larger")
 
 
 class ServingSettings(_Section, frozen=True):

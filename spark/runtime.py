@@ -13,12 +13,12 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import date, timedelta
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
-from dataforge import lake, schemas
+from dataforge import envvars, lake, schemas
 from dataforge.errors import SettingsError
 from dataforge.settings import LOCAL_ENV, Settings
 from spark.errors import JobError
@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _PASSTHROUGH_ENV = ("AWS_ENDPOINT_URL", "AWS_REGION")
+#: Every ``DATAFORGE_*`` name ``dataforge.envvars`` spells: a job argument so named is a setting.
+SETTING_ARGUMENTS: Final = frozenset(
+    value for value in vars(envvars).values() if isinstance(value, str) and value.startswith("DATAFORGE_"))
 
 # The SQL settings every DataForge job runs with, on Glue (``session`` sets them on GlueContext's
 # session) and locally (the toolkit's session includes them).
@@ -81,6 +84,52 @@ def parse_args(argv: Sequence[str], required: Iterable[str] = (), optional: Mapp
     return args
 
 
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def yesterday(clock: Clock = utc_now) -> date:
+    """The UTC date before ``clock()``'s: the date a nightly run aggregates. Glue evaluates a
+    scheduled trigger's cron expression in UTC, so the nightly workflow (``processing.dailySchedule``,
+    01:30 UTC by default) computes the day that has just ended."""
+    now = clock()
+    if now.tzinfo is None:
+        raise SettingsError(f"the job clock returned a naive datetime ({now}); it must be timezone-aware")
+    return now.astimezone(UTC).date() - timedelta(days=1)
+
+
+def run_date(args: Mapping[str, str], clock: Clock = utc_now) -> date:
+    """``--date`` when given (``YYYY-MM-DD``), else yesterday in UTC (a scheduled run)."""
+    text = args.get("date", "")
+    if not text:
+        return yesterday(clock)
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise SettingsError(f"--date {text!r} is not a date (YYYY-MM-DD)") from None
+
+
+@dataclass(frozen=True)
+class JobArguments:
+    """The job arguments a job reads (besides ``--DATAFORGE_*`` settings and the passthrough
+    environment): ``required`` must be passed, ``optional`` default as given (an empty default
+    means the job computes the value, e.g. ``--date`` -> yesterday)."""
+
+    required: tuple[str, ...] = ()
+    optional: Mapping[str, str] = field(default_factory=dict)
+
+    def parse(self, argv: Sequence[str]) -> dict[str, str]:
+        return parse_args(argv, required=self.required, optional=self.optional)
+
+    def reads(self, name: str) -> bool:
+        """Whether ``name`` (without ``--``) is an argument the job reads."""
+        return (name in self.required or name in self.optional or name in _PASSTHROUGH_ENV
+                or name in SETTING_ARGUMENTS)
+
+
 def settings_from(args: Mapping[str, str]) -> Settings:
     environ = dict(os.environ)
     environ.update({k: v for k, v in args.items() if k.startswith("DATAFORGE_") or k in _PASSTHROUGH_ENV})
@@ -115,25 +164,28 @@ def dates(first: date, last: date) -> list[date]:
 
 @dataclass(frozen=True)
 class Lake:
-    """``s3://`` locations of one environment's lake tables."""
+    """``s3://`` locations of one environment's lake tables.
+
+    Each zone's bucket is looked up when a location in it is asked for: a Glue job is given the
+    buckets it touches only (``infra.components.processing.standard_jobs``), so asking for every zone
+    (``Settings.lake``) would fail a job for a bucket it never uses."""
 
     settings: Settings
 
-    @property
-    def buckets(self) -> Any:
-        return self.settings.lake()
+    def bucket(self, zone: lake.Zone) -> str:
+        return self.settings.require(f"{zone.value}_bucket")
 
     def silver(self, event_date: date | None = None) -> str:
-        return lake.s3_uri(self.buckets.silver, lake.silver_prefix(event_date))
+        return lake.s3_uri(self.bucket(lake.Zone.SILVER), lake.silver_prefix(event_date))
 
     def gold(self, event_date: date | None = None) -> str:
-        return lake.s3_uri(self.buckets.gold, lake.gold_prefix(event_date))
+        return lake.s3_uri(self.bucket(lake.Zone.GOLD), lake.gold_prefix(event_date))
 
     def bronze(self, key: str = "") -> str:
-        return lake.s3_uri(self.buckets.bronze, key)
+        return lake.s3_uri(self.bucket(lake.Zone.BRONZE), key)
 
     def quarantine(self, key: str) -> str:
-        return lake.s3_uri(self.buckets.quarantine, f"enrichment/{key}")
+        return lake.s3_uri(self.bucket(lake.Zone.QUARANTINE), f"enrichment/{key}")
 
     def state(self, key: str) -> str:
         """Job state (checkpoints, commit markers): the artifacts bucket."""

@@ -103,12 +103,14 @@ def plan(settings: Settings, days: list[date], late_days: int, *, force: bool) -
 
 def run_local(job: str, args: dict[str, str]) -> dict[str, Any]:
     """Run a job's ``run`` in this process on the local Spark session."""
+    from devkit.local.spark import build_session
     from spark import runtime
 
     if job not in JOBS:
         raise JobError(f"unknown job {job!r}; jobs: {', '.join(JOBS)}")
     module = importlib.import_module(f"spark.jobs.{job}")
     settings = runtime.settings_from(args)
+    build_session(job, endpoint_url=settings.endpoint_url or "")  # the active session the job's run takes
     spark = runtime.session(job, settings)
     params: dict[str, Any] = {k: v for k, v in args.items() if not k.startswith("DATAFORGE_")}
     if "date" in params:

@@ -121,9 +121,9 @@ def msk_mapping(settings: Settings) -> LocalEventSourceMapping:
 
 def spark_session(settings: Settings) -> Any:
     """The Glue-like local SparkSession the pipeline's jobs run on (S3A on the embedded S3)."""
-    from spark.runtime import session
+    from devkit.local.spark import build_session
 
-    return session("dataforge-platform", settings)
+    return build_session("dataforge-platform", endpoint_url=settings.endpoint_url or "")
 
 
 def ingest(settings: Settings, report: PipelineReport, progress: Progress, *, idle_seconds: float = 3.0) -> None:

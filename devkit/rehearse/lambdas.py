@@ -213,19 +213,63 @@ def lambda_environment(spec: FunctionSpec, overrides: Mapping[str, str]) -> dict
     return env
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class EmittedMetric:
+    """One metric a function printed in CloudWatch embedded metric format: its namespace, name and one
+    of its dimension sets (name -> value)."""
+
+    namespace: str
+    name: str
+    dimensions: tuple[tuple[str, str], ...]
+
+    def matches(self, namespace: str, name: str, dimensions: Mapping[str, str]) -> bool:
+        """Whether an alarm on ``namespace``/``name`` with exactly ``dimensions`` sees this metric
+        (CloudWatch treats each combination of dimensions as a separate metric)."""
+        return (self.namespace, self.name, self.dimensions) == (namespace, name, tuple(sorted(dimensions.items())))
+
+
+def emitted_metrics(stdout: str) -> list[EmittedMetric]:
+    """The metrics of every EMF line in ``stdout``. Lambda sends a function's stdout to CloudWatch Logs,
+    which extracts a metric from each JSON line whose ``_aws.CloudWatchMetrics`` directive lists it,
+    once per dimension set, with the dimension values read from the line's top-level keys (CloudWatch
+    User Guide, "Embedded metric format specification"); Powertools prints one such line per flush."""
+    found: set[EmittedMetric] = set()
+    for line in stdout.splitlines():
+        if not line.startswith("{") or '"_aws"' not in line:
+            continue
+        try:
+            document = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        directives = document.get("_aws", {}).get("CloudWatchMetrics", []) if isinstance(document, dict) else []
+        for directive in directives:
+            for dimension_set in directive.get("Dimensions") or [[]]:
+                dimensions = tuple(sorted((key, str(document.get(key))) for key in dimension_set))
+                for metric in directive.get("Metrics") or []:
+                    found.add(EmittedMetric(directive["Namespace"], metric["Name"], dimensions))
+    return sorted(found)
+
+
 @dataclass(frozen=True, slots=True)
 class Invocations:
     """What one execution environment answered: one entry per event (``ok`` and ``result``, or the
-    error), and the top-level modules the process had loaded and its import path."""
+    error), the top-level modules the process had loaded and its import path, and what it printed
+    (stdout carries Powertools' EMF lines and logs, as Lambda would send them to CloudWatch Logs)."""
 
     results: list[dict[str, Any]]
     loaded: list[str]
     path: list[str]
     stderr: str
+    stdout: str = ""
 
     @property
     def init_error(self) -> dict[str, Any] | None:
         return next((r for r in self.results if r.get("phase") == "init"), None)
+
+    @property
+    def metrics(self) -> list[EmittedMetric]:
+        """The EMF metrics the process printed."""
+        return emitted_metrics(self.stdout)
 
 
 def invoke(sandbox: Sandbox, events: Sequence[Mapping[str, Any]], overrides: Mapping[str, str]) -> Invocations:
@@ -243,7 +287,8 @@ def invoke(sandbox: Sandbox, events: Sequence[Mapping[str, Any]], overrides: Map
                            f"{completed.stderr[-4000:]}")
     results: list[dict[str, Any]] = json.loads(out_path.read_text())
     tail = results[-1] if results and "loaded" in results[-1] else {"loaded": [], "path": []}
-    return Invocations([r for r in results if "loaded" not in r], tail["loaded"], tail["path"], completed.stderr)
+    return Invocations([r for r in results if "loaded" not in r], tail["loaded"], tail["path"], completed.stderr,
+                       completed.stdout)
 
 
 def same_packages(arm64: Path, twin: Path) -> list[str]:

@@ -28,7 +28,15 @@ from devkit.local import FAKE_AWS_ENV, LOCAL_AWS_REGION
 from devkit.local.moto_server import MotoServer
 from devkit.paths import samples_dir
 from devkit.rehearse import events
-from devkit.rehearse.lambdas import FunctionSpec, Invocations, function_specs, install, invoke, same_packages
+from devkit.rehearse.lambdas import (
+    EmittedMetric,
+    FunctionSpec,
+    Invocations,
+    function_specs,
+    install,
+    invoke,
+    same_packages,
+)
 from devkit.rehearse.provision import provision
 from infra import artifacts
 from infra.plan import Rendered, render
@@ -57,6 +65,8 @@ class Report:
     checks: list[Check] = field(default_factory=list)
     layer_differences: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    emitted: dict[str, list[EmittedMetric]] = field(default_factory=dict)
+    """The EMF metrics each function (by name) printed during its rehearsed invocations."""
 
     @property
     def ok(self) -> bool:
@@ -73,7 +83,9 @@ class Report:
         return {"stack": self.stack, "ok": self.ok, "seconds": round(self.seconds, 2),
                 "layer_differences": self.layer_differences,
                 "checks": [{"function": c.function, "trigger": c.trigger, "ok": c.ok, "detail": c.detail}
-                           for c in self.checks]}
+                           for c in self.checks],
+                "emitted": {function: [{"namespace": m.namespace, "name": m.name, "dimensions": dict(m.dimensions)}
+                                       for m in metrics] for function, metrics in self.emitted.items()}}
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,13 +231,14 @@ def triggers(rendered: Rendered, spec: FunctionSpec, platform: Platform) -> list
 
 
 def _rehearse_function(spec: FunctionSpec, rendered: Rendered, platform: Platform, workdir: Path,
-                       layers: Sequence[Path]) -> list[Check]:
+                       layers: Sequence[Path], report: Report) -> list[Check]:
     sandbox = install(spec, workdir / spec.name, layers)
     found = triggers(rendered, spec, platform)
     if not found:
         return [Check(spec.name, "-", False, "the stack declares no trigger for this function")]
     sent = [event for trigger in found for event in trigger.events]
     answered: Invocations = invoke(sandbox, sent, platform.overrides)
+    report.emitted[spec.name] = answered.metrics
     if answered.init_error is not None:
         error = answered.init_error
         return [Check(spec.name, "init", False, f"{error['error']}: {error['message'][:300]}")]
@@ -270,7 +283,7 @@ def rehearse(stack: str, *, workdir: Path | None = None, progress: Progress = la
             for spec in specs:
                 progress(f"{spec.name}: {spec.handler} from {spec.code.name}")
                 layers = [twin.path if layer == arm64.path else layer for layer in spec.layers]
-                report.checks += _rehearse_function(spec, rendered, platform, base, layers)
+                report.checks += _rehearse_function(spec, rendered, platform, base, layers, report)
     report.seconds = time.monotonic() - started
     return report
 

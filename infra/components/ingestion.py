@@ -18,6 +18,14 @@ from infra.settings import IngestionSettings
 
 BATCH_PREFIX: Final = lake.LANDING_FILES_PREFIX  # landing-bucket prefix the batch landing function is notified for
 STREAM_ARCHIVE_PREFIX: Final = lake.LANDING_STREAM_PREFIX
+# The MSK mapping's retry bound: retries after the first attempt (0-10000; -1, the default, retries until the
+# record expires). Lambda caps an unbounded mapping with an on-failure destination at 10; three retries with
+# batch bisection narrow a failing batch to its bad records before they go to the destination.
+MAX_RETRY_ATTEMPTS: Final = 3
+# Provisioned event pollers (Lambda developer guide, "Apache Kafka event poller scaling modes"): the error-handling
+# controls above apply in this mode. One poller is the floor; the second takes over a spike or a lost poller.
+MIN_POLLERS: Final = 1
+MAX_POLLERS: Final = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,11 +82,19 @@ class Ingestion(pulumi.ComponentResource):
             reserved_concurrency=sizing.reserved_concurrency, subnet_ids=args.network.private_subnet_ids,
             security_group_ids=[args.network.compute_sg_id],
             description="MSK transactions -> bronze + quarantine"), opts=child)
+        # The mapping names the topic by the topic's output, so it is created after the topic exists. Provisioned
+        # mode: Lambda documents the error-handling controls of Kafka mappings (MaximumRetryAttempts,
+        # BisectBatchOnFunctionError, MaximumRecordAgeInSeconds) under provisioned event pollers ("Configuring
+        # error handling controls for Kafka event sources"); a batch that still fails after MAX_RETRY_ATTEMPTS
+        # retries (each half retried on its own) goes to the on-failure destination, an SQS queue ("Capturing
+        # discarded batches for Amazon MSK and self-managed Apache Kafka event sources"), and the partition moves on.
         aws.lambda_.EventSourceMapping(
             f"{name}-msk-mapping", event_source_arn=kafka.cluster_arn, function_name=landing.arn,
-            topics=[kafka.topic], starting_position="TRIM_HORIZON", batch_size=sizing.batch_size,
+            topics=[kafka.topic_name], starting_position="TRIM_HORIZON", batch_size=sizing.batch_size,
             maximum_batching_window_in_seconds=sizing.batch_window_seconds,
             amazon_managed_kafka_event_source_config={"consumer_group_id": consumer_group},
+            provisioned_poller_config={"minimum_pollers": MIN_POLLERS, "maximum_pollers": MAX_POLLERS},
+            maximum_retry_attempts=MAX_RETRY_ATTEMPTS, bisect_batch_on_function_error=True,
             destination_config={"on_failure": {"destination_arn": dlq.arn}},
             opts=pulumi.ResourceOptions(parent=self, depends_on=landing.role.ready))
         batch = Function(f"{name}-batch-landing", FunctionArgs(

@@ -38,6 +38,26 @@ def choose_zones(count: int, env: str) -> tuple[str, ...]:
     return tuple(names[:count])
 
 
+def ingress_rule(name: str, group_id: pulumi.Input[str], protocol: str, port: int | None, description: str, *,
+                 cidr: str | None = None, from_group: pulumi.Input[str] | None = None,
+                 opts: pulumi.ResourceOptions | None = None) -> aws.vpc.SecurityGroupIngressRule:
+    """One inbound rule of ``group_id`` as its own resource: ``port`` None with protocol "-1" means every port
+    (EC2 refuses ports on an all-protocols rule); the source is a CIDR block or another security group."""
+    return aws.vpc.SecurityGroupIngressRule(
+        name, security_group_id=group_id, ip_protocol=protocol, from_port=port, to_port=port, cidr_ipv4=cidr,
+        referenced_security_group_id=from_group, description=description, opts=opts)
+
+
+def egress_rule(name: str, group_id: pulumi.Input[str], protocol: str, port: int | None, description: str, *,
+                to_group: pulumi.Input[str] | None = None, prefix_list: pulumi.Input[str] | None = None,
+                opts: pulumi.ResourceOptions | None = None) -> aws.vpc.SecurityGroupEgressRule:
+    """One outbound rule of ``group_id`` as its own resource, to a security group or a prefix list (a gateway
+    endpoint's): nothing in the platform's network leaves for a CIDR block."""
+    return aws.vpc.SecurityGroupEgressRule(
+        name, security_group_id=group_id, ip_protocol=protocol, from_port=port, to_port=port,
+        referenced_security_group_id=to_group, prefix_list_id=prefix_list, description=description, opts=opts)
+
+
 @dataclass(frozen=True, slots=True)
 class NetworkArgs:
     base_name: str
@@ -106,38 +126,54 @@ class Network(pulumi.ComponentResource):
                     aws.ec2.Route(f"{name}-private-{index}-egress", route_table_id=private_route_tables[index].id,
                                   destination_cidr_block="0.0.0.0/0", nat_gateway_id=nat.id, opts=child)
 
-        compute_sg = aws.ec2.SecurityGroup(
-            f"{name}-compute-sg", vpc_id=vpc.id, description="DataForge Lambdas, Glue jobs and tasks",
-            ingress=[{"protocol": "-1", "from_port": 0, "to_port": 0, "self": True,
-                      "description": "Glue workers talk to each other"}],
-            egress=[{"protocol": "tcp", "from_port": 443, "to_port": 443, "cidr_blocks": [cidr],
-                     "description": "VPC endpoints"},
-                    {"protocol": "tcp", "from_port": KAFKA_IAM_PORT, "to_port": KAFKA_IAM_PORT,
-                     "cidr_blocks": [cidr], "description": "MSK (IAM auth, TLS)"},
-                    {"protocol": "-1", "from_port": 0, "to_port": 0, "self": True, "description": "Glue workers"}],
-            opts=child)
+        # Every rule is its own aws.vpc.SecurityGroupIngressRule / SecurityGroupEgressRule resource and no group
+        # declares inline ``ingress``/``egress``: the pulumi-aws docs for aws.ec2.SecurityGroup warn that inline
+        # rules and standalone rule resources on one group conflict and overwrite each other (a refresh reads
+        # the standalone rules into the inline list, and the next update deletes them). A group created without
+        # inline egress has AWS's default allow-all egress rule removed by the provider, so the rules below are
+        # all there is.
+        compute_sg = aws.ec2.SecurityGroup(f"{name}-compute-sg", vpc_id=vpc.id,
+                                           description="DataForge Lambdas, Glue jobs and tasks", opts=child)
+        kafka_sg = aws.ec2.SecurityGroup(f"{name}-kafka-sg", vpc_id=vpc.id, description="DataForge MSK brokers",
+                                         opts=child)
+        endpoint_sg = aws.ec2.SecurityGroup(f"{name}-endpoint-sg", vpc_id=vpc.id,
+                                            description="DataForge interface endpoints", opts=child)
+        # Glue: a job's connection needs a self-referencing inbound rule for all TCP ports (AWS Glue developer
+        # guide, "Setting up a VPC to connect to JDBC data stores"); its workers' traffic to each other needs the
+        # matching egress.
+        ingress_rule(f"{name}-compute-from-self", compute_sg.id, "-1", None, "Glue workers talk to each other",
+                     from_group=compute_sg.id, opts=child)
+        egress_rule(f"{name}-compute-to-self", compute_sg.id, "-1", None, "Glue workers", to_group=compute_sg.id,
+                    opts=child)
+        egress_rule(f"{name}-compute-to-endpoints", compute_sg.id, "tcp", 443, "interface endpoints",
+                    to_group=endpoint_sg.id, opts=child)
+        egress_rule(f"{name}-compute-to-kafka", compute_sg.id, "tcp", KAFKA_IAM_PORT, "MSK (IAM auth, TLS)",
+                    to_group=kafka_sg.id, opts=child)
+        ingress_rule(f"{name}-kafka-from-compute", kafka_sg.id, "tcp", KAFKA_IAM_PORT, "clients, IAM auth over TLS",
+                     from_group=compute_sg.id, opts=child)
+        # The MSK event source mapping's network interfaces take the cluster's subnets and security groups, not
+        # the function's (Lambda developer guide, "Creating a Lambda event source mapping for an Amazon MSK event
+        # source"): the Kafka group lets itself in and out on the IAM port, and out on 443 to the interface
+        # endpoints (STS and Lambda for the pollers, SQS for the on-failure destination: "You must deploy a VPC
+        # endpoint for your on-failure destination service inside your Amazon MSK cluster VPC").
+        ingress_rule(f"{name}-kafka-from-self", kafka_sg.id, "tcp", KAFKA_IAM_PORT,
+                     "event source mapping interfaces", from_group=kafka_sg.id, opts=child)
+        egress_rule(f"{name}-kafka-to-self", kafka_sg.id, "tcp", KAFKA_IAM_PORT, "event source mapping to brokers",
+                    to_group=kafka_sg.id, opts=child)
+        egress_rule(f"{name}-kafka-to-endpoints", kafka_sg.id, "tcp", 443, "interface endpoints (STS, Lambda, SQS)",
+                    to_group=endpoint_sg.id, opts=child)
+        # The interface endpoints answer HTTPS from anywhere in the VPC: the dashboard's tasks use them too
+        # (ECR, logs, SSM), and what may leave each group is decided by that group's egress rules.
+        ingress_rule(f"{name}-endpoints-from-vpc", endpoint_sg.id, "tcp", 443, "HTTPS from the VPC", cidr=cidr,
+                     opts=child)
         # S3 and DynamoDB gateway endpoints are reached through prefix lists on the route table.
         for service in GATEWAY_ENDPOINTS:
             endpoint = aws.ec2.VpcEndpoint(f"{name}-{service}-endpoint", vpc_id=vpc.id,
                                            service_name=f"com.amazonaws.{args.region}.{service}",
                                            vpc_endpoint_type="Gateway",
                                            route_table_ids=[table.id for table in private_route_tables], opts=child)
-            aws.ec2.SecurityGroupRule(f"{name}-{service}-egress", type="egress", protocol="tcp", from_port=443,
-                                      to_port=443, security_group_id=compute_sg.id,
-                                      prefix_list_ids=[endpoint.prefix_list_id],
-                                      description=f"{service} gateway endpoint", opts=child)
-        kafka_sg = aws.ec2.SecurityGroup(
-            f"{name}-kafka-sg", vpc_id=vpc.id, description="DataForge MSK brokers",
-            ingress=[{"protocol": "tcp", "from_port": KAFKA_IAM_PORT, "to_port": KAFKA_IAM_PORT,
-                      "security_groups": [compute_sg.id], "description": "clients, IAM auth over TLS"}],
-            egress=[{"protocol": "tcp", "from_port": 443, "to_port": 443, "cidr_blocks": [cidr],
-                     "description": "VPC endpoints"}],
-            opts=child)
-        endpoint_sg = aws.ec2.SecurityGroup(
-            f"{name}-endpoint-sg", vpc_id=vpc.id, description="DataForge interface endpoints",
-            ingress=[{"protocol": "tcp", "from_port": 443, "to_port": 443, "cidr_blocks": [cidr],
-                      "description": "HTTPS from the VPC"}],
-            opts=child)
+            egress_rule(f"{name}-{service}-egress", compute_sg.id, "tcp", 443, f"{service} gateway endpoint",
+                        prefix_list=endpoint.prefix_list_id, opts=child)
         for service in INTERFACE_ENDPOINTS:
             aws.ec2.VpcEndpoint(f"{name}-{service.replace('.', '-')}-endpoint", vpc_id=vpc.id,
                                 service_name=f"com.amazonaws.{args.region}.{service}",

@@ -1,7 +1,13 @@
 """Alerts and observability: the alerts SNS topic and its subscriptions, the scheduled alert
 evaluator (it also stops the API workgroup's Athena queries past the time limit), alarms (Lambda
 errors/throttles, MSK consumer lag, Glue failures, DynamoDB throttles, API 5XX/latency, data
-freshness) and one CloudWatch dashboard."""
+freshness) and one CloudWatch dashboard.
+
+Every alarm watches a metric that exists: an AWS service's documented metric of a resource the stack
+declares, or one a function emits in CloudWatch embedded metric format (EMF, printed to stdout, which
+CloudWatch Logs turns into metrics; no ``cloudwatch:PutMetricData`` permission is involved).
+tests/infra/test_observability.py and tests/rehearsal/test_alarms.py check both; each alarm has a
+section in docs/runbooks/cloudwatch_alarms.md."""
 
 from __future__ import annotations
 
@@ -19,7 +25,14 @@ from infra.refs import FunctionRuntime, ServingRefs, StreamingRefs
 from infra.settings import AlertsSettings
 
 METRICS_NAMESPACE: Final = "DataForge"
+"""The Lambdas' EMF namespace (``lambdas.common.observability.NAMESPACE``)."""
 FRESHNESS_METRIC: Final = "FreshnessLagSeconds"
+"""Seconds between a landed MSK batch's newest event time and its landing; the MSK landing handler
+emits it per batch (``lambdas.msk_landing.handler``). The rehearsal's alarm test fails when the
+emitter and this name or its dimensions drift apart (tests/rehearsal/test_alarms.py)."""
+LANDING_SERVICE: Final = "msk-landing"
+"""The MSK landing handler's Powertools service: Powertools adds it to every metric as the ``service``
+dimension."""
 EVALUATOR_SCHEDULE: Final = "rate(1 minute)"
 
 
@@ -27,8 +40,8 @@ EVALUATOR_SCHEDULE: Final = "rate(1 minute)"
 class Alarm:
     """One CloudWatch metric alarm; its actions are the alerts topic."""
 
-    role: str  # the alarm's name after the stack's base name
-    description: str
+    role: str  # the alarm's name after the stack's base name; docs/runbooks/cloudwatch_alarms.md has its section
+    description: pulumi.Input[str]
     namespace: str
     metric: str
     dimensions: Mapping[str, pulumi.Input[str]]
@@ -49,6 +62,7 @@ class Watched:
     glue_job_names: Sequence[pulumi.Input[str]]
     consumer_group: str  # the landing function's MSK consumer group
     api_name: pulumi.Input[str]
+    landing_function: pulumi.Input[str]  # the MSK landing function's name (it emits the freshness metric)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +77,14 @@ class ObservabilityArgs:
     watched: Watched
     query_timeout_seconds: int  # the evaluator stops the API workgroup's queries running longer
     https_endpoint: pulumi.Input[str] | None = None  # the on-call endpoint (a secret)
+
+
+def freshness_dimensions(landing_function: pulumi.Input[str]) -> dict[str, pulumi.Input[str]]:
+    """The dimensions the landing handler's EMF gives the freshness metric: Powertools' ``service`` and
+    the ``FunctionName`` default dimension ``lambdas.common.observability.metrics`` sets from Lambda's
+    ``AWS_LAMBDA_FUNCTION_NAME``, which keeps two stacks in one account apart. An alarm matches a
+    metric only on exactly its dimensions (CloudWatch User Guide, "Dimensions")."""
+    return {"service": LANDING_SERVICE, "FunctionName": landing_function}
 
 
 class Observability(pulumi.ComponentResource):
@@ -98,7 +120,6 @@ class Observability(pulumi.ComponentResource):
                           [alerts_table.arn, pulumi.Output.concat(alerts_table.arn, "/index/*")],
                           sid="WriteAlerts"),
                 iam.allow(["sns:Publish"], [topic.arn], sid="PublishAlerts"),
-                iam.allow(["cloudwatch:PutMetricData"], ["*"], sid="FreshnessMetric"),
                 iam.allow(["athena:ListQueryExecutions", "athena:BatchGetQueryExecution", "athena:StopQueryExecution"],
                           [args.serving.workgroup.arn], sid="StopOverdueQueries"),
             ],
@@ -115,26 +136,38 @@ class Observability(pulumi.ComponentResource):
         self.evaluator_function_name = evaluator.name
 
         actions = [topic.arn]
+        functions = [*watched.lambda_functions, evaluator.name]
         alarms = [
-            *(alarm for index, function_name in enumerate([*watched.lambda_functions, evaluator.name])
+            *(alarm for index, function_name in enumerate(functions)
               for alarm in (
-                  Alarm(f"lambda-{index}-errors", "Lambda errors", "AWS/Lambda", "Errors",
-                        {"FunctionName": function_name}, alerts.lambda_error_threshold),
-                  Alarm(f"lambda-{index}-throttles", "Lambda throttles", "AWS/Lambda", "Throttles",
-                        {"FunctionName": function_name}, 1))),
+                  Alarm(f"lambda-{index}-errors", pulumi.Output.concat("Lambda errors of ", function_name),
+                        "AWS/Lambda", "Errors", {"FunctionName": function_name}, alerts.lambda_error_threshold),
+                  Alarm(f"lambda-{index}-throttles", pulumi.Output.concat("Lambda throttles of ", function_name),
+                        "AWS/Lambda", "Throttles", {"FunctionName": function_name}, 1))),
             Alarm("msk-consumer-lag", "MSK landing consumer lag", "AWS/Kafka", "MaxOffsetLag",
                   {"Cluster Name": kafka.cluster_name, "Consumer Group": watched.consumer_group, "Topic": kafka.topic},
                   alerts.consumer_lag_threshold, statistic="Maximum", periods=3),
-            *(Alarm(f"dynamodb-{role}-throttles", f"DynamoDB {role} throttled requests", "AWS/DynamoDB",
-                    "ThrottledRequests", {"TableName": table}, 1)
-              for role, table in (("metrics", metrics_table.name), ("alerts", alerts_table.name))),
+            # DynamoDB publishes ThrottledRequests per TableName *and* Operation only; the table-level
+            # throttle metrics are ReadThrottleEvents and WriteThrottleEvents (dimension TableName; the
+            # table's own events, not its indexes'). DynamoDB Developer Guide, "DynamoDB Metrics and
+            # dimensions". Alarms on AWS/DynamoDB always keep their state on missing data.
+            *(Alarm(f"dynamodb-{role}-{kind.lower()}-throttles",
+                    f"DynamoDB {role} table {kind.lower()} throttle events", "AWS/DynamoDB", f"{kind}ThrottleEvents",
+                    {"TableName": table}, 1)
+              for role, table in (("metrics", metrics_table.name), ("alerts", alerts_table.name))
+              for kind in ("Read", "Write")),
             Alarm("api-5xx", "API 5XX errors", "AWS/ApiGateway", "5XXError", {"ApiName": watched.api_name},
                   alerts.api_5xx_threshold),
             Alarm("api-latency-p99", "API p99 latency", "AWS/ApiGateway", "Latency", {"ApiName": watched.api_name},
                   alerts.api_latency_p99_ms, extended="p99", periods=3),
-            Alarm("data-freshness", "data freshness lag", METRICS_NAMESPACE, FRESHNESS_METRIC,
-                  {"Environment": args.env}, alerts.freshness_minutes * 60, statistic="Maximum", periods=2,
-                  missing="breaching"),
+            # The landing handler emits the lag once per MSK batch, so the metric exists only while events
+            # flow. A quiet stream is not stale data: missing periods count as within the threshold
+            # ("notBreaching", CloudWatch User Guide, "Configuring how CloudWatch alarms treat missing
+            # data"). A stalled consumer with events waiting is the msk-consumer-lag alarm's and the
+            # Lambda errors alarms' to catch (docs/runbooks/cloudwatch_alarms.md, data-freshness).
+            Alarm("data-freshness", "newest landed event older than the freshness threshold", METRICS_NAMESPACE,
+                  FRESHNESS_METRIC, freshness_dimensions(watched.landing_function),
+                  alerts.freshness_minutes * 60, statistic="Maximum", periods=2),
         ]
         for alarm in alarms:
             aws.cloudwatch.MetricAlarm(
@@ -171,7 +204,7 @@ class Observability(pulumi.ComponentResource):
         widgets = [
             {"type": "metric", "width": 12, "height": 6, "properties": {
                 "title": "Lambda errors", "region": args.region, "stat": "Sum", "period": 300,
-                "metrics": [["AWS/Lambda", "Errors", "FunctionName", fn] for fn in watched.lambda_functions]}},
+                "metrics": [["AWS/Lambda", "Errors", "FunctionName", fn] for fn in functions]}},
             {"type": "metric", "width": 12, "height": 6, "properties": {
                 "title": "MSK consumer lag", "region": args.region, "stat": "Maximum", "period": 60,
                 "metrics": [["AWS/Kafka", "MaxOffsetLag", "Cluster Name", kafka.cluster_name, "Consumer Group",
@@ -182,7 +215,9 @@ class Observability(pulumi.ComponentResource):
                             ["AWS/ApiGateway", "Latency", "ApiName", watched.api_name, {"stat": "p99"}]]}},
             {"type": "metric", "width": 12, "height": 6, "properties": {
                 "title": "Data freshness (s)", "region": args.region, "stat": "Maximum", "period": 60,
-                "metrics": [[METRICS_NAMESPACE, FRESHNESS_METRIC, "Environment", args.env]]}},
+                "metrics": [[METRICS_NAMESPACE, FRESHNESS_METRIC,
+                             *(part for item in freshness_dimensions(watched.landing_function).items()
+                               for part in item)]]}},
         ]
         board = aws.cloudwatch.Dashboard(f"{name}-dashboard", dashboard_name=f"{args.base_name}-overview",
                                          dashboard_body=pulumi.Output.json_dumps({"widgets": widgets}), opts=child)

@@ -23,6 +23,38 @@ LIBS_PREFIX: Final = "glue/libs"
 TEMP_PREFIX: Final = "glue/tmp/"
 
 
+#: The job parameters Glue itself reads ("Using job parameters in AWS Glue jobs", AWS Glue Developer
+#: Guide): a job's default or trigger arguments are these or arguments the job's script reads
+#: (``spark.runtime.JobArguments``). ``tests/infra/test_glue_schedule.py`` holds every declared
+#: argument to that rule.
+GLUE_PARAMETERS: Final = frozenset({
+    "--additional-python-modules", "--auto-scale-within-microbatch", "--class", "--conf",
+    "--continuous-log-conversionPattern", "--continuous-log-logGroup", "--continuous-log-logStreamPrefix",
+    "--custom-logGroup-prefix", "--custom-logStream-prefix", "--datalake-formats", "--disable-proxy-v2",
+    "--enable-auto-scaling", "--enable-continuous-cloudwatch-log", "--enable-continuous-log-filter",
+    "--enable-glue-datacatalog", "--enable-job-insights", "--enable-metrics", "--enable-observability-metrics",
+    "--enable-rename-algorithm-v2", "--enable-s3-parquet-optimized-committer", "--enable-spark-ui",
+    "--encryption-type", "--executor-cores", "--extra-files", "--extra-jars", "--extra-py-files",
+    "--job-bookmark-option", "--job-language", "--python-modules-installer-option", "--scriptLocation",
+    "--spark-event-logs-path", "--TempDir", "--use-postgres-driver", "--user-jars-first",
+})
+
+
+def glue_log_groups(security_configuration: str, role_name: str) -> tuple[str, str]:
+    """The log groups a Glue job run writes to when its security configuration encrypts CloudWatch
+    Logs: ``/aws-glue/jobs/<security-configuration>-role/<role-name>/output`` (the script's stdout and
+    stderr) and ``.../error`` (Spark, Glue and the Glue logger). Without a security configuration
+    Glue 5.x writes to ``/aws-glue/jobs/output`` and ``/aws-glue/jobs/error`` ("Logging for AWS Glue
+    jobs"); with one, the group's name carries the security configuration and the job's role, so
+    Glue can associate the configuration's KMS key with it (``logs:AssociateKmsKey``). The AWS Glue
+    API reference (``JobRun.LogGroupName``) says such a group is named after the role and the
+    security configuration but spells it ``/aws-glue/jobs-<role>-<configuration>/``; the form here is
+    the one Glue jobs are reported to write to, which no AWS page at hand spells out: check it
+    against a first run on AWS (docs/spark.md, "Logs")."""
+    prefix = f"/aws-glue/jobs/{security_configuration}-role/{role_name}"
+    return f"{prefix}/output", f"{prefix}/error"
+
+
 def job_argument(env_var: str) -> str:
     """The Glue job argument carrying an ``envvars`` setting: ``--DATAFORGE_BRONZE_BUCKET``."""
     return f"--{env_var}"
@@ -41,6 +73,9 @@ class JobSpec:
     dynamodb: bool = False
     kafka: bool = False
     bookmarks: bool = False
+    # Keeps state (streaming checkpoints, commit markers) under ``jobs/<job>/`` in the artifacts
+    # bucket (``spark.runtime.Lake.state``): needs the bucket's name and that prefix.
+    state: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +121,6 @@ class Processing(pulumi.ComponentResource):
                                              "availability_zone": args.availability_zone,
                                              "subnet_id": args.network.private_subnet_ids[0],
                                              "security_group_id_lists": [args.network.compute_sg_id]}, opts=child)
-        aws.cloudwatch.LogGroup(f"{name}-logs", name=f"/aws-glue/jobs/{args.base_name}",
-                                retention_in_days=args.log_retention_days, opts=child)
         connection_arn = pulumi.Output.concat(
             glue_catalog_arn.apply(lambda arn: arn.removesuffix(":catalog")), ":connection/", connection.name)
         # The network connection's interfaces, as AWSGlueServiceRole grants them (AWS managed policy
@@ -121,9 +154,6 @@ class Processing(pulumi.ComponentResource):
                 *iam.s3_read(artifacts.arn, "glue/"),
                 *iam.s3_write(artifacts.arn, TEMP_PREFIX, delete=True),
                 iam.kms_use(kms_key_arn),
-                iam.allow(["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents",
-                           "logs:AssociateKmsKey"],
-                          [iam.arn_like(glue_catalog_arn, "logs", "log-group:/aws-glue/*")], sid="GlueLogs"),
                 iam.allow(["cloudwatch:PutMetricData"], ["*"], sid="GlueMetrics"),
                 iam.allow(["glue:GetDatabase", "glue:GetTable", "glue:GetTables", "glue:GetPartition",
                            "glue:GetPartitions", "glue:BatchGetPartition", "glue:UpdateTable",
@@ -133,6 +163,9 @@ class Processing(pulumi.ComponentResource):
                           sid="GlueCatalog"),
                 *glue_vpc,
             ]
+            if spec.state:
+                statements += [*iam.s3_read(artifacts.arn, f"jobs/{spec.job}/"),
+                               *iam.s3_write(artifacts.arn, f"jobs/{spec.job}/", delete=True)]
             for bucket in spec.reads:
                 statements += iam.s3_read(args.lake[Zone(bucket)].arn)
             for bucket in spec.writes:
@@ -151,19 +184,35 @@ class Processing(pulumi.ComponentResource):
             # service-role trust policy names only glue.amazonaws.com and documents no source keys.
             role = iam.service_role(f"{name}-{role_name}-role", ["glue.amazonaws.com"], statements, self,
                                     f"Glue job {spec.job}")
+            # The job's log groups are named after its role (``glue_log_groups``), so they and their
+            # permission follow the role: declared with the stack's retention and the key the
+            # security configuration encrypts CloudWatch Logs with (a group Glue created itself
+            # would keep its logs forever), and the role may write to exactly these two.
+            names = pulumi.Output.all(security.name, role.role.name).apply(
+                lambda values: glue_log_groups(values[0], values[1]))
+            groups = [aws.cloudwatch.LogGroup(f"{name}-{role_name}-logs-{kind}", name=names[index],
+                                              retention_in_days=args.log_retention_days, kms_key_id=kms_key_arn,
+                                              opts=child)
+                      for index, kind in enumerate(("output", "error"))]
+            # CloudWatch Logs authorizes CreateLogGroup and AssociateKmsKey on the log group and
+            # CreateLogStream and PutLogEvents on its streams (``log-group:<name>:*``).
+            logs_policy = aws.iam.RolePolicy(f"{name}-{role_name}-role-logs", role=role.role.id, policy=iam.document([
+                iam.allow(["logs:AssociateKmsKey", "logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                          [arn for group in groups for arn in (group.arn, pulumi.Output.concat(group.arn, ":*"))],
+                          sid="GlueLogs")]), opts=child)
             arguments: dict[str, pulumi.Input[str]] = {
                 "--extra-py-files": core_uri,
                 "--TempDir": pulumi.Output.concat("s3://", artifacts.name, "/", TEMP_PREFIX, spec.job, "/"),
                 "--enable-metrics": "true",
                 "--enable-observability-metrics": "true",
-                "--enable-continuous-cloudwatch-log": "true",
-                "--continuous-log-logGroup": f"/aws-glue/jobs/{args.base_name}",
                 "--enable-glue-datacatalog": "true",
                 "--job-language": "python",
                 "--job-bookmark-option": "job-bookmark-enable" if spec.bookmarks else "job-bookmark-disable",
             }
             for setting in spec.settings:
                 arguments[job_argument(setting)] = args.job_settings[setting]
+            if spec.state:
+                arguments[job_argument(envvars.ARTIFACTS_BUCKET)] = artifacts.name
             job = aws.glue.Job(
                 f"{name}-{role_name}", name=f"{args.base_name}-{role_name}", role_arn=role.arn,
                 glue_version=GLUE_VERSION,
@@ -177,7 +226,7 @@ class Processing(pulumi.ComponentResource):
                 execution_property={"max_concurrent_runs": 1},
                 security_configuration=security.name,
                 connections=[connection.name] if spec.kafka else None,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=role.ready))
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[*role.ready, logs_policy]))
             jobs[spec.job] = job
             self.job_names[spec.job] = job.name
         workflow = aws.glue.Workflow(f"{name}-daily", name=f"{args.base_name}-daily",
@@ -212,10 +261,10 @@ def standard_jobs(scripts: Mapping[str, Artifact]) -> list[JobSpec]:
         JobSpec("streaming_enrichment", scripts["streaming_enrichment"], reads=(), writes=("silver", "quarantine"),
                 settings=(*common, envvars.KAFKA_BOOTSTRAP_SERVERS, envvars.KAFKA_TOPIC, envvars.SILVER_BUCKET,
                           envvars.QUARANTINE_BUCKET, envvars.METRICS_TABLE),
-                streaming=True, dynamodb=True, kafka=True),
+                streaming=True, dynamodb=True, kafka=True, state=True),
         JobSpec("batch_enrichment", scripts["batch_enrichment"], reads=("bronze",), writes=("silver", "quarantine"),
                 settings=(*common, envvars.BRONZE_BUCKET, envvars.SILVER_BUCKET, envvars.QUARANTINE_BUCKET),
-                bookmarks=True),
+                bookmarks=True, state=True),
         JobSpec("daily_aggregation", scripts["daily_aggregation"], reads=("silver",), writes=("gold",),
                 settings=(*common, envvars.SILVER_BUCKET, envvars.GOLD_BUCKET)),
         JobSpec("backfill", scripts["backfill"], reads=("bronze",), writes=("silver", "gold", "quarantine"),

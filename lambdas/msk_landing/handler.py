@@ -19,6 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from dataforge.settings import Settings
 from lambdas.common.kafka_landing import BatchResult, KafkaLanding
 from lambdas.common.lazy import Lazy
+from lambdas.common.observability import FRESHNESS_METRIC
 from lambdas.common.observability import logger as make_logger
 from lambdas.common.observability import metrics as make_metrics
 from lambdas.common.storage import ObjectStore
@@ -44,7 +45,7 @@ def _publish(result: BatchResult) -> None:
     metrics.add_metric(name="BatchDuration", unit=MetricUnit.Milliseconds, value=result.duration_ms)
     if result.newest_event_time is not None:
         lag = (datetime.now(UTC) - result.newest_event_time).total_seconds()
-        metrics.add_metric(name="EventTimeLag", unit=MetricUnit.Seconds, value=max(lag, 0.0))
+        metrics.add_metric(name=FRESHNESS_METRIC, unit=MetricUnit.Seconds, value=max(lag, 0.0))
 
 
 def make_handler(get_landing: Callable[[], KafkaLanding]) -> Handler:

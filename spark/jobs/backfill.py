@@ -31,7 +31,7 @@ def bronze_objects(settings: Settings, day: date, late_days: int = DEFAULT_LATE_
     import boto3
 
     s3 = boto3.session.Session(region_name=settings.region).client("s3", endpoint_url=settings.endpoint_url)
-    bucket = settings.lake().bronze
+    bucket = runtime.Lake(settings).bucket(lake.Zone.BRONZE)
     found: list[tuple[str, str]] = []
     for source in lake.Source:
         for offset in range(-1, late_days + 1):
@@ -87,12 +87,15 @@ def run(spark: SparkSession, settings: Settings, day: date, late_days: int = DEF
     return metrics
 
 
+#: A backfill is started by hand for a named date (no trigger starts it): ``--date`` is required.
+ARGUMENTS = runtime.JobArguments(required=("date",), optional={"late_days": str(DEFAULT_LATE_DAYS)})
+
+
 def main(argv: list[str] | None = None) -> None:
     runtime.configure_logging()
-    args = runtime.parse_args(sys.argv[1:] if argv is None else argv, required=["date"],
-                              optional={"late_days": str(DEFAULT_LATE_DAYS)})
+    args = ARGUMENTS.parse(sys.argv[1:] if argv is None else argv)
     settings = runtime.settings_from(args)
-    run(runtime.session("backfill", settings), settings, common.to_date(args["date"]), int(args["late_days"]))
+    run(runtime.session("backfill", settings), settings, runtime.run_date(args), int(args["late_days"]))
 
 
 if __name__ == "__main__":

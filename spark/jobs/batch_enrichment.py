@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 DEFAULTS = {"checkpoint_location": "", "max_files_per_trigger": "1000"}
+ARGUMENTS = runtime.JobArguments(optional=DEFAULTS)
 
 
 def run(spark: SparkSession, settings: Settings, **options: str) -> dict[str, Any]:
@@ -62,7 +63,7 @@ def run(spark: SparkSession, settings: Settings, **options: str) -> dict[str, An
 
 def main(argv: list[str] | None = None) -> None:
     runtime.configure_logging()
-    args = runtime.parse_args(sys.argv[1:] if argv is None else argv, optional=DEFAULTS)
+    args = ARGUMENTS.parse(sys.argv[1:] if argv is None else argv)
     settings = runtime.settings_from(args)
     run(runtime.session("batch_enrichment", settings), settings, **{k: args[k] for k in DEFAULTS})
 

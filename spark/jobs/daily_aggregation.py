@@ -1,6 +1,8 @@
 """Glue job: silver for one ``--date`` -> gold daily KPIs (overwrite that date's partition).
 
-    daily_aggregation --date 2025-03-10 [--DATAFORGE_GOLD_BUCKET ...]
+    daily_aggregation [--date 2025-03-10] [--DATAFORGE_GOLD_BUCKET ...]
+
+Without ``--date`` (the nightly workflow's scheduled start) the date is yesterday in UTC.
 """
 
 from __future__ import annotations
@@ -36,11 +38,16 @@ def run(spark: SparkSession, settings: Settings, day: date) -> dict[str, int]:
     return metrics
 
 
-def main(argv: list[str] | None = None) -> None:
+#: ``--date`` (``YYYY-MM-DD``) is optional: the nightly workflow's trigger passes none, and the job
+#: then aggregates yesterday in UTC (``runtime.run_date``).
+ARGUMENTS = runtime.JobArguments(optional={"date": ""})
+
+
+def main(argv: list[str] | None = None, clock: runtime.Clock = runtime.utc_now) -> None:
     runtime.configure_logging()
-    args = runtime.parse_args(sys.argv[1:] if argv is None else argv, required=["date"])
+    args = ARGUMENTS.parse(sys.argv[1:] if argv is None else argv)
     settings = runtime.settings_from(args)
-    run(runtime.session("daily_aggregation", settings), settings, common.to_date(args["date"]))
+    run(runtime.session("daily_aggregation", settings), settings, runtime.run_date(args, clock))
 
 
 if __name__ == "__main__":

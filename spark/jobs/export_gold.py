@@ -2,6 +2,8 @@
 
 Every row is upserted whole under each of its keys (``serving.kpi_items``); items of that date
 whose grain is no longer in gold (a rebuilt date) are deleted, so the table mirrors gold exactly.
+Without ``--date`` (the nightly workflow's start, after ``daily_aggregation``) the date is yesterday
+in UTC, the date ``daily_aggregation`` aggregated in the same workflow run.
 """
 
 from __future__ import annotations
@@ -47,11 +49,16 @@ def run(spark: SparkSession, settings: Settings, day: date) -> dict[str, int]:
     return metrics
 
 
-def main(argv: list[str] | None = None) -> None:
+#: ``--date`` (``YYYY-MM-DD``) is optional: the nightly workflow's trigger passes none, and the job
+#: then aggregates yesterday in UTC (``runtime.run_date``).
+ARGUMENTS = runtime.JobArguments(optional={"date": ""})
+
+
+def main(argv: list[str] | None = None, clock: runtime.Clock = runtime.utc_now) -> None:
     runtime.configure_logging()
-    args = runtime.parse_args(sys.argv[1:] if argv is None else argv, required=["date"])
+    args = ARGUMENTS.parse(sys.argv[1:] if argv is None else argv)
     settings = runtime.settings_from(args)
-    run(runtime.session("export_gold", settings), settings, common.to_date(args["date"]))
+    run(runtime.session("export_gold", settings), settings, runtime.run_date(args, clock))
 
 
 if __name__ == "__main__":

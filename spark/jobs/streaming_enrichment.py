@@ -38,6 +38,7 @@ DEFAULTS = {
     "max_offsets_per_trigger": "",
     "checkpoint_location": "",
 }
+ARGUMENTS = runtime.JobArguments(optional=DEFAULTS)
 
 
 def source(spark: SparkSession, settings: Settings, starting_offsets: str, max_offsets: str) -> DataFrame:
@@ -122,7 +123,7 @@ def run(spark: SparkSession, settings: Settings, **options: str) -> dict[str, An
 
 def main(argv: list[str] | None = None) -> None:
     runtime.configure_logging()
-    args = runtime.parse_args(sys.argv[1:] if argv is None else argv, optional=DEFAULTS)
+    args = ARGUMENTS.parse(sys.argv[1:] if argv is None else argv)
     settings = runtime.settings_from(args)
     run(runtime.session("streaming_enrichment", settings), settings,
         **{k: args[k] for k in DEFAULTS})

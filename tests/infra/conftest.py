@@ -41,16 +41,6 @@ def stacks(source_snapshot: Path) -> dict[str, engine.Rendered]:
     return {stack: engine.render(stack, source_snapshot) for stack in STACKS}
 
 
-@pytest.fixture(scope="session")
-def variant_dev(source_snapshot: Path) -> engine.Rendered:
-    """dev with the options no stack file uses yet, rendered and checked too: an MSK Connect connector
-    (``infra/connectors/payments-cdc.json``). (``dashboard.hosting: apprunner`` is refused by the settings.)"""
-    config = engine.load_stack_config("dev", source_snapshot)
-    streaming = {**config.values["dataforge:streaming"], "connectors": ["payments-cdc"],
-                 "connectorPluginArn": "arn:aws:kafkaconnect:us-east-1:123456789012:custom-plugin/debezium/x"}
-    return engine.render("dev", source_snapshot, overrides={"dataforge:streaming": streaming})
-
-
 @pytest.fixture(params=STACKS)
 def stack(request: pytest.FixtureRequest, stacks: dict[str, engine.Rendered]) -> Iterator[engine.Rendered]:
     return stacks[request.param]

@@ -227,9 +227,9 @@ def _list(value: Any) -> list[Any]:
 
 
 @pytest.fixture(scope="module")
-def renders(stacks: dict[str, Rendered], variant_dev: Rendered) -> dict[str, Rendered]:
-    """The three stacks and dev with the options no stack file uses yet (App Runner, a connector)."""
-    return {**stacks, "dev+variant": variant_dev}
+def renders(stacks: dict[str, Rendered]) -> dict[str, Rendered]:
+    """The three stacks."""
+    return stacks
 
 
 @pytest.fixture(scope="module")
@@ -282,8 +282,7 @@ def test_policy_arns_have_no_empty_path_segment(renders: dict[str, Rendered]) ->
 
 # --- what the linter cannot see -------------------------------------------------------------------
 
-ROLE_INPUT = {"aws:lambda/function:Function": "role", "aws:glue/job:Job": "roleArn",
-              "aws:mskconnect/connector:Connector": "serviceExecutionRoleArn"}
+ROLE_INPUT = {"aws:lambda/function:Function": "role", "aws:glue/job:Job": "roleArn"}
 
 
 def role_of(r: Rendered, user: Resource) -> Resource:
@@ -298,7 +297,7 @@ def permissions_of(r: Rendered, role: Resource) -> list[Resource]:
 
 
 def test_what_acts_with_a_role_depends_on_the_roles_permissions(renders: dict[str, Rendered]) -> None:
-    """A function, job or connector is created only once its role's policies exist (and an event
+    """A function or job is created only once its role's policies exist (and an event
     source mapping only once its function's are): IAM accepts a role without its policy, and these
     services use the role from creation on."""
     for name, r in renders.items():
@@ -343,7 +342,6 @@ def test_active_tracing_comes_with_xray_write_permissions(renders: dict[str, Ren
 # a role, with the ARN service of the sources (None: not documented, so no condition may be set,
 # since one the service does not send would deny every assumption).
 CONFUSED_DEPUTY_KEYS: dict[str, str | None] = {
-    "kafkaconnect.amazonaws.com": "kafkaconnect",  # MSK Developer Guide, "Understand service execution role"
     "ecs-tasks.amazonaws.com": "ecs",  # ECS Developer Guide, "Amazon ECS task IAM role"
     "lambda.amazonaws.com": None,  # Lambda Developer Guide: the execution role's trust policy has no conditions
     "glue.amazonaws.com": None,  # Glue Developer Guide: the service role's trust policy has no conditions

@@ -23,6 +23,7 @@ EXPECTED_DEV_PROD = re.compile(
     r"|settings\.throttling(Rate|Burst)Limit|certificateArn"
     r"|rules\[\d+\]\.(expiration\.days|noncurrentVersionExpiration\.noncurrentDays)"
     r"|(egress|ingress)\[\d+\]\.cidrBlocks\[\d+\]"
+    r"|cidrIpv4"  # the endpoints' group admits HTTPS from the VPC's CIDR block
     r"|(subnetIds|subnets|vpcConfig\.subnetIds|networkConfiguration\.subnets|vpcConfigs\[0\]\.subnetIds"
     r"|routeTableIds)\[\d+\]"
     r"|defaultArguments\.--DATAFORGE_KAFKA_BOOTSTRAP_SERVERS"

@@ -219,10 +219,6 @@ def test_every_stack_passes_every_rule_through_the_analyzer(stack: Rendered) -> 
     assert analyze(request(stack)) == []
 
 
-def test_the_variant_stack_passes_through_the_analyzer(variant_dev: Rendered) -> None:
-    assert analyze(request(variant_dev)) == []
-
-
 def test_the_pack_declares_every_rule_mandatory_and_no_resource_policy(stacks: dict[str, Rendered]) -> None:
     info = servicer().GetAnalyzerInfo(None, None)
     assert {p.name: p.enforcementLevel for p in info.policies} == dict.fromkeys(RULES, proto.MANDATORY)

@@ -10,6 +10,7 @@ from dataforge import envvars, serving
 from dataforge.lake import SupportBucket, Zone, bucket_name, glue_database
 from dataforge.schemas import GOLD_DAILY_KPIS, QUARANTINE, RAW_EVENT, SILVER_TRANSACTIONS, glue_columns
 from infra.artifacts import GLUE_JOBS
+from infra.components.ingestion import MAX_POLLERS, MAX_RETRY_ATTEMPTS, MIN_POLLERS
 from infra.plan import Rendered
 from infra.plan.engine import ACCOUNT_ID
 from infra.tagging import is_taggable
@@ -53,6 +54,21 @@ def test_msk_event_source_mapping_uses_config_and_has_an_on_failure_destination(
     assert mapping["destinationConfig"]["onFailure"]["destinationArn"].endswith(f":{dlq}")
     landing = stack.by_name("ingestion-msk-landing-function").inputs["name"]
     assert mapping["functionName"].endswith(f":function:{landing}")
+
+
+def test_msk_mapping_bounds_retries_and_waits_for_its_topic(stack: Rendered) -> None:
+    """Lambda documents MaximumRetryAttempts and BisectBatchOnFunctionError for Kafka mappings in provisioned
+    mode ("Configuring error handling controls for Kafka event sources"); a failed batch then goes to the
+    on-failure destination. The mapping names the topic that the stack creates, so it is created after it."""
+    mapping = stack.by_name("ingestion-msk-mapping")
+    assert mapping.inputs["maximumRetryAttempts"] == MAX_RETRY_ATTEMPTS
+    assert 0 <= MAX_RETRY_ATTEMPTS <= 10
+    assert mapping.inputs["bisectBatchOnFunctionError"] is True
+    assert mapping.inputs["provisionedPollerConfig"] == {"minimumPollers": MIN_POLLERS, "maximumPollers": MAX_POLLERS}
+    assert mapping.inputs["destinationConfig"]["onFailure"]["destinationArn"].startswith("arn:aws:sqs:")
+    topics = [r for r in stack.resources if r.type == "aws:msk/topic:Topic"]
+    assert [f"{t.type}::{t.name}" for t in topics if t.inputs["name"] in mapping.inputs["topics"]] == [
+        d for d in mapping.dependencies if d.startswith("aws:msk/topic:Topic::")] != []
 
 
 def test_batch_landing_is_notified_by_the_landing_bucket(stack: Rendered) -> None:
@@ -149,15 +165,6 @@ def test_dashboard_gets_the_api_url_and_ecs_is_the_default(stack: Rendered) -> N
     assert group["stickiness"]["enabled"] is True
     assert stack.by_name("dashboard-https").inputs["protocol"] == "HTTPS"
     assert stack.outputs["dashboard_hosting"] == "ecs"
-
-
-def test_connectors_are_declared_from_their_config_files(variant_dev: Rendered) -> None:
-    connector = variant_dev.by_name("streaming-connector-payments-cdc").inputs
-    assert connector["connectorConfiguration"]["connector.class"].startswith("io.debezium")
-    assert connector["kafkaClusterClientAuthentication"]["authenticationType"] == "IAM"
-    assert connector["kafkaClusterEncryptionInTransit"]["encryptionType"] == "TLS"
-    servers = connector["kafkaCluster"]["apacheKafkaCluster"]["bootstrapServers"]
-    assert servers == variant_dev.outputs["kafka_bootstrap_servers"]
 
 
 def test_tags_are_applied_centrally(stack: Rendered) -> None:

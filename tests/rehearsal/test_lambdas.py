@@ -14,18 +14,8 @@ from infra.plan import Rendered, render
 
 pytestmark = pytest.mark.integration
 
-STACKS = ("dev", "staging", "prod")
 TRIGGERS = {"msk-landing": "MSK", "batch-landing": "S3", "alert-evaluator": "schedule", "api": "API"}
 
-
-@pytest.fixture(scope="module", params=STACKS)
-def rendered(request: pytest.FixtureRequest) -> Rendered:
-    return render(request.param)
-
-
-@pytest.fixture(scope="module")
-def report(rendered: Rendered) -> Report:
-    return rehearse(rendered.stack, rendered=rendered)
 
 
 def test_every_function_answers_every_declared_trigger(report: Report) -> None:

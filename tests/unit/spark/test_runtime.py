@@ -62,3 +62,41 @@ def test_backfill_fingerprint_and_cli_helpers() -> None:
     assert cli_jobs.date_range(date(2025, 3, 10), date(2025, 3, 12))[-1] == date(2025, 3, 12)
     settings = Settings.from_env({"DATAFORGE_ENV": "prod", "DATAFORGE_NAME_PREFIX": "acme"})
     assert cli_jobs.glue_job_name(settings, "daily_aggregation") == "acme-prod-daily-aggregation"
+
+
+def test_a_run_without_date_takes_yesterday_in_utc_from_the_clock() -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from spark.jobs import daily_aggregation, export_gold
+
+    at = datetime(2025, 3, 1, 1, 30, tzinfo=UTC)
+    assert runtime.run_date({}, lambda: at) == date(2025, 2, 28)
+    assert runtime.run_date({"date": ""}, lambda: at) == date(2025, 2, 28)
+    # 23:30 at UTC-5 on the 1st is 04:30 UTC on the 2nd: yesterday is the 1st, in UTC
+    assert runtime.yesterday(lambda: datetime(2025, 3, 1, 23, 30, tzinfo=timezone(timedelta(hours=-5)))) \
+        == date(2025, 3, 1)
+    assert runtime.run_date({"date": "2024-02-29"}, lambda: at) == date(2024, 2, 29)
+    with pytest.raises(SettingsError, match="naive"):
+        runtime.yesterday(lambda: datetime(2025, 3, 1))
+    with pytest.raises(SettingsError, match="--date '2025-13-01'"):
+        runtime.run_date({"date": "2025-13-01"}, lambda: at)
+    for job in (daily_aggregation, export_gold):
+        assert job.ARGUMENTS.parse([]) == {"date": ""}
+        assert job.ARGUMENTS.parse(["--date", "2025-03-10"])["date"] == "2025-03-10"
+    with pytest.raises(SettingsError, match="--date"):
+        backfill.ARGUMENTS.parse([])  # a backfill names its date
+
+
+def test_job_arguments_know_what_the_job_reads() -> None:
+    spec = runtime.JobArguments(required=("date",), optional={"late_days": "7"})
+    assert all(spec.reads(n) for n in ("date", "late_days", "DATAFORGE_GOLD_BUCKET", "AWS_REGION"))
+    assert not any(spec.reads(n) for n in ("dates", "DATAFORGE_NOT_A_SETTING"))
+
+
+def test_lake_locations_need_only_the_buckets_they_name() -> None:
+    settings = Settings.from_env({"DATAFORGE_ENV": "dev", "DATAFORGE_SILVER_BUCKET": "s", "DATAFORGE_GOLD_BUCKET": "g"})
+    where = runtime.Lake(settings)
+    assert where.silver(date(2025, 3, 10)).startswith("s3://s/")
+    assert where.gold().startswith("s3://g/")
+    with pytest.raises(SettingsError, match="DATAFORGE_BRONZE_BUCKET"):
+        where.bronze()
