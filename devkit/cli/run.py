@@ -128,6 +128,8 @@ def _serve(settings: Settings, api_port: int, dashboard_port: int, live: LiveTra
         _console.print(f"[bold green]live traffic[/] {live.config.rate:g} events/s through Kafka, the landing "
                        "Lambda and Spark streaming (`--live-rate 0` turns it off)")
     _console.print("Ctrl-C stops the API and the dashboard; `dataforge services down` stops moto and Kafka.")
+    # a SIGTERM (a supervisor, `timeout`, `kill`) stops it as Ctrl-C does, so the dashboard child never outlives it
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         dashboard.wait()
     except KeyboardInterrupt:
@@ -145,3 +147,7 @@ def _serve(settings: Settings, api_port: int, dashboard_port: int, live: LiveTra
         except subprocess.TimeoutExpired:
             dashboard.kill()
         api.stop()
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
