@@ -108,7 +108,7 @@ class Settings:
         engine = env_map.get(envvars.QUERY_ENGINE, "duckdb" if env == LOCAL_ENV else "athena")
         if engine not in ("athena", "duckdb"):
             raise SettingsError(f"{envvars.QUERY_ENGINE} must be athena or duckdb, got {engine!r}")
-        timeout = _positive_seconds(env_map, envvars.QUERY_TIMEOUT_SECONDS, DEFAULT_QUERY_TIMEOUT_SECONDS)
+        timeout = env_seconds(env_map, envvars.QUERY_TIMEOUT_SECONDS, DEFAULT_QUERY_TIMEOUT_SECONDS)
         optional = {name: env_map.get(var) or None for name, var in _OPTIONAL.items()}
         return cls(
             env=env,
@@ -137,7 +137,9 @@ class Settings:
         return LakeBuckets(**{zone.value: self.require(f"{zone.value}_bucket") for zone in Zone})
 
 
-def _positive_seconds(env_map: Mapping[str, str], name: str, default: float) -> float:
+def env_seconds(env_map: Mapping[str, str], name: str, default: float, *, zero_allowed: bool = False) -> float:
+    """The number of seconds in variable ``name`` (``default`` when unset or blank); ``SettingsError`` for
+    anything but a finite number > 0 (>= 0 with ``zero_allowed``)."""
     raw = env_map.get(name, "").strip()
     if not raw:
         return default
@@ -145,6 +147,8 @@ def _positive_seconds(env_map: Mapping[str, str], name: str, default: float) -> 
         value = float(raw)
     except ValueError:
         raise SettingsError(f"{name}={raw!r} is not a number of seconds") from None
-    if not 0 < value < float("inf"):
+    if zero_allowed and not 0 <= value < float("inf"):
+        raise SettingsError(f"{name}={raw!r} must be a finite number >= 0")
+    if not zero_allowed and not 0 < value < float("inf"):
         raise SettingsError(f"{name}={raw!r} must be a finite number of seconds > 0")
     return value

@@ -10,7 +10,7 @@ from typing import Final
 from dataforge import envvars
 from dataforge.errors import SettingsError
 from dataforge.lake import Zone, zone_database
-from dataforge.settings import DEFAULT_QUERY_TIMEOUT_SECONDS, LOCAL_ENV, Settings
+from dataforge.settings import DEFAULT_QUERY_TIMEOUT_SECONDS, LOCAL_ENV, Settings, env_seconds
 
 API_PREFIX: Final = "/v1"
 API_KEY_HEADER: Final = "x-api-key"
@@ -52,16 +52,7 @@ class CacheConfig:
         env = os.environ if environ is None else environ
 
         def number(name: str, default: float) -> float:
-            raw = env.get(name, "").strip()
-            if not raw:
-                return default
-            try:
-                value = float(raw)
-            except ValueError:
-                raise SettingsError(f"{name}={raw!r} is not a number of seconds") from None
-            if not 0 <= value < float("inf"):
-                raise SettingsError(f"{name}={raw!r} must be a finite number >= 0")
-            return value
+            return env_seconds(env, name, default, zero_allowed=True)
 
         max_entries = number(CACHE_MAX_ENTRIES_ENV, CACHE_MAX_ENTRIES)
         if max_entries != int(max_entries):

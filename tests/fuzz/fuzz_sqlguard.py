@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from pathlib import Path
 
 import atheris
 
@@ -35,6 +34,7 @@ import duckdb
 
 from tests.fixtures.duckdb_parse import duckdb_refs
 from tests.fixtures.sql_corpus import ALLOWED, FUNCTION_SAMPLES, HOSTILE
+from tests.fuzz.seeds import seed_corpus
 
 MAX_ROWS = 50
 KNOWN = {"silver": frozenset({"transactions"}), "gold": frozenset({"daily_kpis"})}
@@ -70,17 +70,6 @@ PIECES = [
     "-- c\n", "/* c */", ";", "'", "\"", ".", "$1", "?", " AS double", " AS varchar)", " AS JSON)",
 ]
 
-
-def seed_corpus(argv: list[str]) -> None:
-    """Write the corpora as seed inputs (raw-text mode) into the corpus directories named on the command line."""
-    for arg in argv[1:]:
-        directory = Path(arg)
-        if arg.startswith("-") or not directory.is_dir():
-            continue
-        for n, sql in enumerate(SEEDS):
-            seed = directory / f"seed-{n:03d}"
-            if not seed.exists():
-                seed.write_bytes(b"\x00" + sql.encode())
 
 
 def statement(data: bytes) -> str:
@@ -175,7 +164,7 @@ def test_one_input(data: bytes) -> None:
 
 def main() -> None:
     logging.getLogger("sqlglot").setLevel(logging.ERROR)  # its warnings on odd input would drown the stats
-    seed_corpus(sys.argv)
+    seed_corpus(sys.argv, [sql.encode() for sql in SEEDS])
     atheris.Setup(sys.argv, test_one_input)
     atheris.Fuzz()
 

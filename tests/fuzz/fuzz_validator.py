@@ -25,6 +25,7 @@ with atheris.instrument_imports(include=["dataforge"]):
 
 from dataforge.reference import default_fx
 from tests.fixtures.contract_agreement import assert_one_verdict
+from tests.fuzz.seeds import seed_corpus
 
 SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"
 HORIZON = datetime(2026, 12, 31, tzinfo=UTC)
@@ -56,17 +57,6 @@ PIECES = [
 ]
 
 
-def seed_corpus(argv: list[str]) -> None:
-    """Write the samples as seed inputs (raw mode) into the corpus directories named on the command line."""
-    for arg in argv[1:]:
-        directory = Path(arg)
-        if arg.startswith("-") or not directory.is_dir():
-            continue
-        for n, raw in enumerate(SEEDS):
-            seed = directory / f"seed-{n:03d}"
-            if not seed.exists():
-                seed.write_bytes(b"\x00" + raw)
-
 
 def record(data: bytes) -> bytes:
     # The mode is the first byte, read directly: FuzzedDataProvider takes its integers from the end.
@@ -94,7 +84,7 @@ def test_one_input(data: bytes) -> None:
 
 
 def main() -> None:
-    seed_corpus(sys.argv)
+    seed_corpus(sys.argv, SEEDS)
     atheris.Setup(sys.argv, test_one_input)
     atheris.Fuzz()
 
