@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from dataforge.errors import ServiceError
-from infra.plan import Rendered, Resource
+from infra.plan import Rendered
 
 RUNTIME_PACKAGES: Final = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3")
 """What the Python 3.11 runtime provides beside the standard library: the AWS SDK and its dependencies."""
@@ -115,13 +115,12 @@ def _layer_file(rendered: Rendered, arn: str, artifacts_dir: Path) -> Path:
 def function_specs(rendered: Rendered, artifacts_dir: Path) -> list[FunctionSpec]:
     """Every Lambda function the rendered stack declares, with its artifact files."""
     specs = []
+    region, account = _region_account(rendered)
     for resource in rendered.of_type("aws:lambda/function:Function"):
         inputs = resource.inputs
         name = inputs["name"]
-        region_account = _region_account(rendered)
         specs.append(FunctionSpec(
-            address=resource.address, name=name,
-            arn=f"arn:aws:lambda:{region_account[0]}:{region_account[1]}:function:{name}",
+            address=resource.address, name=name, arn=f"arn:aws:lambda:{region}:{account}:function:{name}",
             handler=inputs["handler"], runtime=inputs["runtime"],
             architectures=tuple(inputs.get("architectures") or ("x86_64",)),
             memory_mb=int(inputs.get("memorySize", 128)), timeout_seconds=int(inputs.get("timeout", 3)),
@@ -135,20 +134,13 @@ def _region_account(rendered: Rendered) -> tuple[str, str]:
     """The region and account of the stack's ARNs (the mock engine's account when rendered offline)."""
     for resource in rendered.of_type("aws:lambda/function:Function"):
         parts = str(resource.inputs.get("kmsKeyArn") or resource.inputs.get("role") or "").split(":")
-        if len(parts) > 4 and parts[4]:
+        if len(parts) > 4 and parts[4].isdigit():
             return parts[3] or "us-east-1", parts[4]
     return "us-east-1", "123456789012"
 
 
 def stack_account(rendered: Rendered) -> str:
     return _region_account(rendered)[1]
-
-
-def resource_of(rendered: Rendered, address: str) -> Resource:
-    for resource in rendered.resources:
-        if resource.address == address:
-            return resource
-    raise KeyError(address)
 
 
 @dataclass(slots=True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +36,7 @@ from devkit.rehearse.lambdas import (
     install,
     invoke,
     same_packages,
+    stack_account,
 )
 from devkit.rehearse.provision import provision
 from infra import artifacts
@@ -111,14 +112,6 @@ class Trigger:
     name: str
     events: list[dict[str, Any]]
     judge: Callable[[Sequence[dict[str, Any]]], tuple[bool, str]]
-
-
-def _account(rendered: Rendered) -> str:
-    for resource in rendered.of_type("aws:lambda/function:Function"):
-        parts = str(resource.inputs.get("role", "")).split(":")
-        if len(parts) > 4 and parts[4].isdigit():
-            return parts[4]
-    return "123456789012"
 
 
 def _function_arn_matches(arn: Any, spec: FunctionSpec) -> bool:
@@ -256,7 +249,7 @@ def _rehearse_function(spec: FunctionSpec, rendered: Rendered, platform: Platfor
 
 @contextmanager
 def _platform(rendered: Rendered, workdir: Path) -> Iterator[Platform]:
-    account = _account(rendered)
+    account = stack_account(rendered)
     with MotoServer(logs_dir=workdir / "logs", env={"MOTO_ACCOUNT_ID": account}) as moto:
         session = boto3.Session(aws_access_key_id=FAKE_AWS_ENV["AWS_ACCESS_KEY_ID"],
                                 aws_secret_access_key=FAKE_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
@@ -286,7 +279,3 @@ def rehearse(stack: str, *, workdir: Path | None = None, progress: Progress = la
                 report.checks += _rehearse_function(spec, rendered, platform, base, layers, report)
     report.seconds = time.monotonic() - started
     return report
-
-
-def rehearse_all(stacks: Sequence[str], progress: Progress = lambda _m: None) -> Mapping[str, Report]:
-    return {stack: rehearse(stack, progress=progress) for stack in stacks}
