@@ -36,6 +36,7 @@ LOCAL_QUERY_MEMORY_MB: Final = "DATAFORGE_LOCAL_QUERY_MEMORY_MB"  # the local en
 # --- streaming --------------------------------------------------------------------------------
 KAFKA_BOOTSTRAP_SERVERS: Final = "DATAFORGE_KAFKA_BOOTSTRAP_SERVERS"
 KAFKA_TOPIC: Final = "DATAFORGE_KAFKA_TOPIC"
+KAFKA_AUTH: Final = "DATAFORGE_KAFKA_AUTH"  # iam (MSK IAM access control) | plaintext (a local broker)
 
 # --- serving ----------------------------------------------------------------------------------
 METRICS_TABLE: Final = "DATAFORGE_METRICS_TABLE"
@@ -46,7 +47,7 @@ API_KEY: Final = "DATAFORGE_API_KEY"
 API_URL: Final = "DATAFORGE_API_URL"
 CORS_ORIGIN: Final = "DATAFORGE_CORS_ORIGIN"
 API_CACHE_KPI_TTL_SECONDS: Final = "DATAFORGE_API_CACHE_KPI_TTL_SECONDS"  # daily KPIs (default 30)
-API_CACHE_REALTIME_TTL_SECONDS: Final = "DATAFORGE_API_CACHE_REALTIME_TTL_SECONDS"  # realtime (default 2)
+API_CACHE_REALTIME_TTL_SECONDS: Final = "DATAFORGE_API_CACHE_REALTIME_TTL_SECONDS"  # realtime (default 0.25)
 API_CACHE_ALERTS_TTL_SECONDS: Final = "DATAFORGE_API_CACHE_ALERTS_TTL_SECONDS"  # alerts (default 0 = off)
 API_CACHE_MAX_ENTRIES: Final = "DATAFORGE_API_CACHE_MAX_ENTRIES"  # per process (default 1024)
 

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import bisect
 import csv
+import io
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from functools import cache
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Final
 
@@ -27,18 +30,21 @@ from dataforge.errors import ReferenceDataError
 
 MERCHANTS_FILE: Final = "merchants.csv"
 FX_RATES_FILE: Final = "fx_rates.csv"
-_PACKAGED: Final = Path(__file__).resolve().parent / "_data" / "reference"
 _CHECKOUT: Final = Path(__file__).resolve().parents[1] / "data" / "reference"
 UNKNOWN_MERCHANT: Final = "unknown"
 CENT: Final = Decimal("0.01")
 
 
-def reference_dir() -> Path:
-    """``DATAFORGE_REFERENCE_DIR`` when set, else the copy packaged in the artifacts, else the checkout's."""
+def reference_dir() -> Traversable:
+    """``DATAFORGE_REFERENCE_DIR`` when set, else the copy packaged in the artifacts, else the checkout's.
+
+    The packaged copy is read as a package resource: on Glue the core is imported from the
+    ``--extra-py-files`` zip itself (zipimport), where no file of the package exists on disk."""
     override = os.environ.get(envvars.REFERENCE_DIR)
     if override:
         return Path(override)
-    return _PACKAGED if _PACKAGED.is_dir() else _CHECKOUT
+    packaged = resources.files(__package__ or "dataforge") / "_data" / "reference"
+    return packaged if packaged.is_dir() else _CHECKOUT
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,24 +96,24 @@ class FxTable:
         return None if rate is None else (amount * rate).quantize(CENT, rounding=ROUND_HALF_EVEN)
 
 
-def _read_csv(path: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
+def _read_csv(path: Traversable, columns: tuple[str, ...]) -> list[dict[str, str]]:
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            if tuple(reader.fieldnames or ()) != columns:
-                raise ReferenceDataError(f"{path}: expected header {','.join(columns)}, got {reader.fieldnames}")
-            return list(reader)
-    except OSError as exc:
+        text = path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
         raise ReferenceDataError(f"cannot read reference file {path}: {exc}") from exc
+    reader = csv.DictReader(io.StringIO(text, newline=""))  # newline="": the csv module's own line handling
+    if tuple(reader.fieldnames or ()) != columns:
+        raise ReferenceDataError(f"{path}: expected header {','.join(columns)}, got {reader.fieldnames}")
+    return list(reader)
 
 
-def load_merchants(directory: Path | None = None) -> Mapping[str, Merchant]:
+def load_merchants(directory: Traversable | None = None) -> Mapping[str, Merchant]:
     path = (directory or reference_dir()) / MERCHANTS_FILE
     rows = _read_csv(path, ("merchant_id", "name", "category", "mcc", "country", "tier"))
     return {row["merchant_id"]: Merchant(**row) for row in rows}
 
 
-def load_fx(directory: Path | None = None) -> FxTable:
+def load_fx(directory: Traversable | None = None) -> FxTable:
     path = (directory or reference_dir()) / FX_RATES_FILE
     rates: list[FxRate] = []
     for line, row in enumerate(_read_csv(path, ("rate_date", "currency", "usd_per_unit")), start=2):

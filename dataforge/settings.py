@@ -22,6 +22,11 @@ LOCAL_ENV: Final = "local"
 DEFAULT_QUERY_TIMEOUT_SECONDS: Final = 60.0
 """An API query still running this long after its submission is stopped: by the API when it reads the
 query's status, and on AWS by the scheduled evaluator without anyone asking."""
+KAFKA_AUTH_IAM: Final = "iam"
+"""MSK's IAM access control: SASL_SSL with the AWS_MSK_IAM mechanism (the brokers' port 9098)."""
+KAFKA_AUTH_PLAINTEXT: Final = "plaintext"
+"""No authentication, no TLS: the embedded platform's local broker."""
+KAFKA_AUTH_MODES: Final = (KAFKA_AUTH_IAM, KAFKA_AUTH_PLAINTEXT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +82,7 @@ class Settings:
     query_engine: str
     log_level: str
     query_timeout_seconds: float = DEFAULT_QUERY_TIMEOUT_SECONDS
+    kafka_auth: str = KAFKA_AUTH_PLAINTEXT  # how a Kafka client authenticates: KAFKA_AUTH_MODES
     endpoint_url: str | None = None
     landing_bucket: str | None = None
     bronze_bucket: str | None = None
@@ -109,6 +115,11 @@ class Settings:
         if engine not in ("athena", "duckdb"):
             raise SettingsError(f"{envvars.QUERY_ENGINE} must be athena or duckdb, got {engine!r}")
         timeout = env_seconds(env_map, envvars.QUERY_TIMEOUT_SECONDS, DEFAULT_QUERY_TIMEOUT_SECONDS)
+        kafka_auth = env_map.get(envvars.KAFKA_AUTH, "").strip().lower() or KAFKA_AUTH_PLAINTEXT
+        if kafka_auth not in KAFKA_AUTH_MODES:
+            raise SettingsError(f"{envvars.KAFKA_AUTH} must be {' or '.join(KAFKA_AUTH_MODES)}, got {kafka_auth!r}: "
+                                f"{KAFKA_AUTH_IAM} for MSK (IAM access control), {KAFKA_AUTH_PLAINTEXT} for a local "
+                                "broker")
         optional = {name: env_map.get(var) or None for name, var in _OPTIONAL.items()}
         return cls(
             env=env,
@@ -120,6 +131,7 @@ class Settings:
             query_engine=engine,
             log_level=env_map.get(envvars.LOG_LEVEL, "INFO").upper(),
             query_timeout_seconds=timeout,
+            kafka_auth=kafka_auth,
             **optional,
         )
 

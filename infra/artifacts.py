@@ -18,6 +18,8 @@ import io
 import os
 import shutil
 import subprocess
+import sys
+import tempfile
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ from typing import Final
 
 from dataforge import envvars
 from infra.errors import InfraError
+from infra.glue import GlueRuntime, glue51, normalize, requirement_name, zip_imports
 
 _ROOT: Final = Path(__file__).resolve().parents[1]
 # the merchants and FX rates ship inside the core package (dataforge.reference reads them there)
@@ -128,7 +131,7 @@ def file_artifact(name: str, relative: str, root: Path | None = None) -> Artifac
     return _write(name, suffix, content)
 
 
-LAMBDA_FUNCTIONS: Final = ("msk_landing", "batch_landing", "alert_evaluator")
+LAMBDA_FUNCTIONS: Final = ("msk_landing", "batch_landing", "alert_evaluator", "kafka_topics")
 """The Lambda functions of ``lambdas/``: each ships ``lambdas/<name>/handler.py`` and what it imports."""
 
 
@@ -295,33 +298,42 @@ def native_wheel(root: Path | None = None, platform: Platform = ARM64) -> Path:
     return wheels[0]
 
 
-def layer_dependencies(platform: Platform = ARM64) -> Path:
-    """The layer's third-party ``python/`` folder: wheels for ``platform`` (and the validator's compiled
-    fast path, built from native/), installed once per pinned requirement set into
-    ``.cache/lambda-layer/<hash>`` (reruns reuse it, offline)."""
+def _pins(requirements: Iterable[str]) -> list[str]:
+    """``name==version`` for each requirement, at the version installed here (uv.lock's)."""
     try:
-        pins = [f"{name}=={importlib.metadata.version(name)}" for name in LAYER_REQUIREMENTS]
+        return [f"{name}=={importlib.metadata.version(name)}" for name in requirements]
     except importlib.metadata.PackageNotFoundError as exc:
         raise InfraError(f"{exc.name} is not installed: run `make setup` (uv sync)") from exc
-    wheel = native_wheel(platform=platform)
-    layer = "\n".join([platform.wheels, LAMBDA_PYTHON, *pins, wheel.name, wheel.parent.name, *_INSTALLER_LEFTOVERS])
-    key = hashlib.sha256(layer.encode()).hexdigest()[:16]
-    folder = cache_dir() / "lambda-layer" / key
+
+
+def _layer_folder(what: str, platform: Platform, requirements: list[str], *, no_deps: bool = False) -> Path:
+    """A layer's third-party ``python/`` folder: ``requirements`` (pins or wheel files) installed for
+    ``platform`` once per set into ``.cache/lambda-layer/<hash>`` (reruns reuse it, offline)."""
+    flags = ["--no-deps"] if no_deps else []
+    layer = "\n".join([what, platform.wheels, LAMBDA_PYTHON, *requirements, *flags, *_INSTALLER_LEFTOVERS])
+    folder = cache_dir() / "lambda-layer" / hashlib.sha256(layer.encode()).hexdigest()[:16]
     target = folder / "python"
     if not (folder / ".complete").is_file():
         shutil.rmtree(folder, ignore_errors=True)
-        command = [_uv(), "pip", "install", "--quiet", "--target", str(target), "--python-platform",
-                   platform.wheels, "--python-version", LAMBDA_PYTHON, "--only-binary", ":all:", "--no-compile",
-                   "--cache-dir", str(cache_dir() / "uv"), *pins, str(wheel)]
-        _run(command, f"building the Lambda layer's dependencies for {platform.name}")
+        _run([_uv(), "pip", "install", "--quiet", "--target", str(target), "--python-platform", platform.wheels,
+              "--python-version", LAMBDA_PYTHON, "--only-binary", ":all:", "--no-compile", *flags,
+              "--cache-dir", str(cache_dir() / "uv"), *requirements],
+             f"building the {what} layer's dependencies for {platform.name}")
         for leftover in _INSTALLER_LEFTOVERS:
             path = target / leftover
             if path.is_dir():
                 shutil.rmtree(path)
             else:
                 path.unlink(missing_ok=True)
-        (folder / ".complete").write_text("\n".join([*pins, wheel.name]) + "\n")
+        (folder / ".complete").write_text("\n".join(Path(r).name for r in requirements) + "\n")
     return target
+
+
+def layer_dependencies(platform: Platform = ARM64) -> Path:
+    """The core layer's third-party ``python/`` folder: wheels for ``platform`` and the validator's
+    compiled fast path, built from native/."""
+    wheel = native_wheel(platform=platform)
+    return _layer_folder("core", platform, [*_pins(LAYER_REQUIREMENTS), str(wheel)])
 
 
 def installed_distributions(folder: Path) -> dict[str, str]:
@@ -340,6 +352,26 @@ def core_layer(platform: Platform = ARM64, root: Path | None = None) -> Artifact
     return zip_artifact(f"core-layer{suffix}", [("python/dataforge", Path("dataforge")),
                                                  *[("python/dataforge/_data/reference", f) for f in REFERENCE_FILES],
                                                  ("python", layer_dependencies(platform))], root)
+
+
+# The kafka-topics function's own layer (infra/components/streaming.py runs that function on MSK Serverless):
+# a Kafka admin client and AWS's MSK IAM token signer. kafka-python is pure Python: confluent-kafka's aarch64
+# wheels are manylinux_2_28 (librdkafka links C11 threads, GLIBC_2.28) and the python3.11 runtime runs on
+# Amazon Linux 2 (glibc 2.26). Installed without their dependencies: the signer's are boto3 and botocore,
+# which the runtime provides, and click, which only its command line imports.
+TOPICS_LAYER_REQUIREMENTS: Final = ("kafka-python", "aws-msk-iam-sasl-signer-python")
+
+
+def topics_layer_dependencies(platform: Platform = ARM64) -> Path:
+    """The kafka-topics layer's ``python/`` folder: ``TOPICS_LAYER_REQUIREMENTS`` at uv.lock's versions,
+    installed for ``platform`` without their dependencies."""
+    return _layer_folder("kafka-topics", platform, _pins(TOPICS_LAYER_REQUIREMENTS), no_deps=True)
+
+
+def topics_layer(platform: Platform = ARM64, root: Path | None = None) -> Artifact:
+    """The kafka-topics function's second layer (beside the core layer) for ``platform``."""
+    suffix = "" if platform == ARM64 else f"-{platform.name}"
+    return zip_artifact(f"kafka-topics-layer{suffix}", [("python", topics_layer_dependencies(platform))], root)
 
 
 def _chalice_runtime() -> list[tuple[str, Path]]:
@@ -378,3 +410,136 @@ def build_bundle(root: Path | None = None) -> Bundle:
         functions={function: function_artifact(function, base) for function in LAMBDA_FUNCTIONS},
         api=_api_artifact(base),
     )
+
+
+# --- Glue: the jobs' third-party Python packages, as wheels for Glue's platform ----------------------
+
+GLUE_WHEEL_PLATFORM: Final = "manylinux2014_x86_64"
+"""The wheel platform of the Glue jobs' packages: Glue 5.1 runs x86-64 Amazon Linux 2023 (glibc 2.34) and
+lists ``manylinux2014_x86_64`` among the platform tags it installs ("Using Python libraries with AWS
+Glue", Appendix B: AWS Glue environment details)."""
+
+GLUE_LEFT_OUT: Final = {
+    "dataforge_native": "the validator's compiled fast path: the contract imports it when present and "
+                        "otherwise takes the pure path, which gives the same answers (ADR 0006); the jobs "
+                        "validate with Validator.validate, which never uses it (only admit, the landing hot path)",
+}
+"""Modules the jobs' zip imports that the jobs ship without, on purpose, with the reason."""
+
+
+def glue_requirements(core_zip: Artifact, runtime: GlueRuntime | None = None) -> tuple[str, ...]:
+    """``name==version`` of every distribution the Glue jobs need that Glue does not provide: the
+    owners of the third-party modules the ``--extra-py-files`` zip imports (``zip_imports``), less what
+    ``runtime`` (Glue 5.1) provides and ``GLUE_LEFT_OUT``, with their own requirements, at the versions
+    installed here (uv.lock's)."""
+    glue = runtime or glue51()
+    provided = glue.modules()
+    owners = importlib.metadata.packages_distributions()
+    todo: list[str] = []
+    for module in sorted(zip_imports(core_zip.path) - provided - set(GLUE_LEFT_OUT)):
+        if module not in owners:
+            raise InfraError(f"the Glue jobs import {module!r}, which no installed distribution provides: run "
+                             "`make setup` (uv sync), or add it to GLUE_LEFT_OUT if the jobs do without it")
+        todo.extend(owners[module])
+    pins: dict[str, str] = {}
+    while todo:
+        name = normalize(todo.pop())
+        if name in pins or glue.provides(name):
+            continue
+        try:
+            pins[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError as exc:
+            raise InfraError(f"{name} (needed by the Glue jobs) is not installed: run `make setup` (uv sync)") from exc
+        # a requirement under an extra (``; extra == "yaml"``) is not installed with the package
+        todo.extend(requirement_name(line) for line in importlib.metadata.requires(name) or ()
+                    if "extra" not in line.partition(";")[2])
+    return tuple(f"{name}=={version}" for name, version in sorted(pins.items()))
+
+
+def glue_wheels(pins: tuple[str, ...], runtime: GlueRuntime | None = None) -> list[Artifact]:
+    """One wheel per pin for Glue's platform (``GLUE_WHEEL_PLATFORM``, CPython ``runtime``'s version), the
+    exact files PyPI publishes (``pip download --only-binary :all:``, no source build), fetched once per
+    pin set into ``.cache/glue-wheels/<hash>`` (reruns reuse them, offline). ``--no-deps``: the pins
+    already hold every requirement Glue does not provide (``glue_requirements``)."""
+    glue = runtime or glue51()
+    key = hashlib.sha256("\n".join([GLUE_WHEEL_PLATFORM, glue.python_version, *pins]).encode()).hexdigest()[:16]
+    folder = cache_dir() / "glue-wheels" / key
+    if not (folder / ".complete").is_file():
+        shutil.rmtree(folder, ignore_errors=True)
+        _run([sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--no-deps",
+              "--only-binary", ":all:", "--platform", GLUE_WHEEL_PLATFORM, "--python-version", glue.python_version,
+              "--dest", str(folder), *pins], "downloading the Glue jobs' wheels for x86-64 (pip download)")
+        wheels = sorted(folder.glob("*.whl"))
+        if len(wheels) != len(pins):
+            raise InfraError(f"pip left {len(wheels)} wheels in {folder} for {len(pins)} pins ({', '.join(pins)})")
+        (folder / ".complete").write_text("\n".join(w.name for w in wheels) + "\n")
+    built = []
+    for wheel in sorted(folder.glob("*.whl")):
+        # beside the other built artifacts (the rendered stack names a file asset by its file name)
+        content = wheel.read_bytes()
+        out = build_dir() / wheel.name
+        if not out.is_file() or out.read_bytes() != content:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(wheel, out)
+        built.append(Artifact(name=normalize(wheel.name.split("-")[0]), path=out,
+                              sha256=hashlib.sha256(content).hexdigest()))
+    return built
+
+
+
+# --- Glue: the MSK IAM authentication jars of the streaming job ------------------------------------
+
+MSK_IAM_POM: Final = Path("build/maven/msk-iam/pom.xml")
+"""What the streaming job's ``--extra-jars`` hold: aws-msk-iam-auth and the runtime jars it needs that Glue
+5.1 does not provide (the POM says which and why)."""
+_MAVEN_TIMEOUT_SECONDS: Final = 20 * 60
+
+
+def msk_iam_jars(root: Path | None = None) -> list[Artifact]:
+    """The jars of ``MSK_IAM_POM``, one artifact each (``<artifact>-<version>``), in name order.
+
+    Maven resolves them (``dependency:copy-dependencies``, runtime scope) from Maven Central into Maven's
+    repository under the cache (``.cache/m2``) once per POM: the copied jars are kept in
+    ``.cache/msk-iam-jars/<POM hash>``, so reruns read them offline. The jars are copied beside the other
+    built artifacts (the rendered stack names a file asset by its file name)."""
+    pom = (project_root() if root is None else root) / MSK_IAM_POM
+    if not pom.is_file():
+        raise InfraError(f"{pom} is missing: the streaming job's MSK IAM jars are declared there")
+    folder = cache_dir() / "msk-iam-jars" / hashlib.sha256(pom.read_bytes()).hexdigest()[:16]
+    if not (folder / ".complete").is_file():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=folder.parent))
+        try:
+            _maven_copy(pom, cache_dir() / "m2", staging)
+            jars = sorted(staging.glob("*.jar"))
+            if not jars:
+                raise InfraError(f"Maven copied no jar for {pom}")
+            (staging / ".complete").write_text("\n".join(jar.name for jar in jars) + "\n")
+            shutil.rmtree(folder, ignore_errors=True)
+            try:
+                staging.rename(folder)
+            except OSError:
+                if not (folder / ".complete").is_file():  # not another render that finished first
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return [_write(jar.stem, ".jar", jar.read_bytes()) for jar in sorted(folder.glob("*.jar"))]
+
+
+def _maven_copy(pom: Path, repository: Path, output: Path) -> None:
+    """``mvn dependency:copy-dependencies`` of ``pom`` into ``output``; ``InfraError`` with Maven's words."""
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise InfraError("building the streaming job's MSK IAM jars needs Maven ('mvn'): install Maven 3.8+ and "
+                         "Java 17 (e.g. `apt-get install maven openjdk-17-jdk-headless`), then rerun")
+    command = [mvn, "-q", "-B", "-Dstyle.color=never", f"-Dmaven.repo.local={repository}", "-f", str(pom),
+               "dependency:copy-dependencies", f"-DoutputDirectory={output}"]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL,
+                              timeout=_MAVEN_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired as exc:
+        raise InfraError(f"Maven did not finish within {_MAVEN_TIMEOUT_SECONDS} s: {' '.join(command)}") from exc
+    if done.returncode != 0:
+        said = (done.stdout + done.stderr).strip()[-2000:]
+        raise InfraError(f"Maven failed resolving {pom} (check the network access to Maven Central): "
+                         f"{' '.join(command)}\n{said}")

@@ -14,6 +14,7 @@ import pulumi_aws as aws
 
 from dataforge import envvars
 from dataforge.lake import SupportBucket, Zone
+from dataforge.settings import KAFKA_AUTH_IAM
 from infra import artifacts, chalice_config, iam, tagging
 from infra.components.account import ApiGatewayAccount, ApiGatewayAccountArgs, caller, check_reserved_concurrency
 from infra.components.api import API_FUNCTION, Api, ApiArgs
@@ -26,7 +27,7 @@ from infra.components.network import Network, NetworkArgs, choose_zones
 from infra.components.observability import Observability, ObservabilityArgs, Watched
 from infra.components.processing import Processing, ProcessingArgs, standard_jobs
 from infra.components.serving import Serving, ServingArgs
-from infra.components.streaming import Streaming, StreamingArgs
+from infra.components.streaming import Streaming, StreamingArgs, TopicsFunctionArgs
 from infra.refs import CatalogRefs, FunctionRuntime, LakeRefs, ServingRefs, StreamingRefs
 from infra.settings import NAMESPACE, StackSettings, load
 
@@ -57,12 +58,16 @@ def build(s: StackSettings, source_root: Path | None = None) -> None:
                                  bucket_names={which: s.bucket_name(which, account.account_id)
                                                for which in (*Zone, *SupportBucket)})).refs
     catalog = Catalog("catalog", CatalogArgs(name_prefix=s.name_prefix, env=s.env, lake=lake)).refs
-    streaming = Streaming("streaming", StreamingArgs(
-        base_name=base, settings=s.streaming, network=network, kms_key_arn=lake.kms_key_arn,
-        log_retention_days=s.log_retention_days, protect=s.protect)).refs
-    serving = Serving("serving", ServingArgs(base_name=base, settings=s.serving, lake=lake, protect=s.protect)).refs
     core_layer = _core_layer(base, bundle)
     platform = _platform_environment(s)
+    streaming = Streaming("streaming", StreamingArgs(
+        base_name=base, settings=s.streaming, network=network, kms_key_arn=lake.kms_key_arn,
+        log_retention_days=s.log_retention_days, protect=s.protect,
+        # serverless: the kafka-topics function creates the topics (built only for a stack that runs it)
+        topics_function=TopicsFunctionArgs(
+            code=bundle.functions["kafka_topics"], layer=artifacts.topics_layer(artifacts.ARM64, source_root),
+            core_layer_arn=core_layer.arn, environment=platform) if s.streaming.mode == "serverless" else None)).refs
+    serving = Serving("serving", ServingArgs(base_name=base, settings=s.serving, lake=lake, protect=s.protect)).refs
 
     ingestion = Ingestion("ingestion", IngestionArgs(
         base_name=base, settings=s.ingestion,
@@ -72,7 +77,9 @@ def build(s: StackSettings, source_root: Path | None = None) -> None:
         base_name=base, settings=s.processing, jobs=standard_jobs(_glue_scripts(source_root)), core=bundle.core_zip,
         job_settings=_job_settings(platform, lake, streaming, serving), lake=lake, catalog=catalog,
         streaming=streaming, serving=serving, network=network, availability_zone=zones[0],
-        log_retention_days=s.log_retention_days))
+        log_retention_days=s.log_retention_days,
+        wheels=artifacts.glue_wheels(artifacts.glue_requirements(bundle.core_zip)),
+        kafka_jars=artifacts.msk_iam_jars(source_root)))
     api_environment = _api_environment(s, platform, lake, serving)
     api_gateway_account = ApiGatewayAccount("apigateway-account", ApiGatewayAccountArgs(
         base_name=base, partition=account.partition))
@@ -99,8 +106,8 @@ def build(s: StackSettings, source_root: Path | None = None) -> None:
         base_name=base, env=s.env, region=s.region, settings=s.alerts,
         runtime=_runtime(bundle.functions, core_layer, platform, lake, s), serving=serving, streaming=streaming,
         query_timeout_seconds=s.api.query_timeout_seconds,
-        watched=Watched(lambda_functions=[ingestion.landing_function_name, ingestion.batch_function_name,
-                                          api.function_name],
+        watched=Watched(lambda_functions={"msk-landing": ingestion.landing_function_name,
+                                          "batch-landing": ingestion.batch_function_name, "api": api.function_name},
                         glue_job_names=list(processing.job_names.values()),
                         consumer_group=ingestion.consumer_group, api_name=api.rest_api_name,
                         landing_function=ingestion.landing_function_name),
@@ -163,6 +170,8 @@ def _job_settings(platform: Mapping[str, pulumi.Input[str]], lake: LakeRefs, str
     return {
         **platform, envvars.KAFKA_BOOTSTRAP_SERVERS: streaming.bootstrap_brokers,
         envvars.KAFKA_TOPIC: streaming.topic_name, envvars.METRICS_TABLE: serving.metrics.name,
+        # the clusters accept IAM access control only (infra/components/streaming.py, client_authentication)
+        envvars.KAFKA_AUTH: KAFKA_AUTH_IAM,
         **{var: lake[zone].name for var, zone in ((envvars.BRONZE_BUCKET, Zone.BRONZE),
                                                   (envvars.SILVER_BUCKET, Zone.SILVER),
                                                   (envvars.GOLD_BUCKET, Zone.GOLD),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 # One gold KPI row as the API serves it: ``event_date`` and the columns of ``schemas.GOLD_KPI_ROW``
 # (keys as text, counts as integers, rates and money as decimal strings, nullable ones may be null).
@@ -27,7 +27,9 @@ class Minute(TypedDict):
 
 class Realtime(TypedDict):
     items: list[Minute]
-    freshness_seconds: int | None
+    freshness_seconds: float | None  # now - newest_event_time (ADR 0014)
+    newest_event_time: NotRequired[str | None]  # RFC 3339: the newest event time the API has counted
+    pipeline_lag_seconds: NotRequired[float | None]  # now - the newest Kafka timestamp counted
 
 
 class Alert(TypedDict):

@@ -109,7 +109,9 @@ class SharedPoller:
         self._alerts_print = ""
         self.last_success: datetime | None = None
         self.last_error: str | None = None
-        self.freshness_seconds: int | None = None
+        self.freshness_seconds: float | None = None
+        self.newest_event_time: str | None = None
+        self.lag_seconds: float | None = None
         self.cycles = 0
 
     # --- sessions -------------------------------------------------------------------------------
@@ -137,7 +139,8 @@ class SharedPoller:
         if self.cycles == 0:
             return Status(False, "", CONNECTING)  # the first read is under way: nothing to call stale yet
         return status_of(self._clock(), last_success=self.last_success, last_error=self.last_error,
-                         freshness_seconds=self.freshness_seconds,
+                         freshness_seconds=self.freshness_seconds, newest_event_time=self.newest_event_time,
+                         lag_seconds=self.lag_seconds,
                          data_stale_seconds=self.settings.data_stale_seconds)
 
     # --- the loop -------------------------------------------------------------------------------
@@ -209,6 +212,8 @@ class SharedPoller:
     # --- derived data, once per cycle -----------------------------------------------------------
     def _take_realtime(self, realtime: Realtime) -> None:
         self.freshness_seconds = realtime.get("freshness_seconds")
+        self.newest_event_time = realtime.get("newest_event_time")
+        self.lag_seconds = realtime.get("pipeline_lag_seconds")
         printed = fingerprint(realtime["items"])
         if printed == self._realtime_print:
             return

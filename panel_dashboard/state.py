@@ -145,12 +145,21 @@ class Status:
     indicator: str  # "last updated / data freshness" line
 
 
+def _seconds(value: float | None) -> str:
+    return DASH if value is None else f"{value:g} s"
+
+
 def status_of(now: datetime, *, last_success: datetime | None, last_error: str | None,
-              freshness_seconds: int | None, data_stale_seconds: int) -> Status:
-    """Whether the page shows stale data, and what to say. API failing -> stale; data lagging -> stale."""
+              freshness_seconds: float | None, data_stale_seconds: int, newest_event_time: str | None = None,
+              lag_seconds: float | None = None) -> Status:
+    """Whether the page shows stale data, and what to say. API failing -> stale; data lagging -> stale.
+
+    Freshness is the age of the newest event time the API has counted, the lag the age of the newest
+    ingest (Kafka) time counted (ADR 0014); the indicator shows both and the newest event time itself."""
     updated = DASH if last_success is None else f"{last_success:%H:%M:%S} UTC"
-    fresh = DASH if freshness_seconds is None else f"{freshness_seconds} s"
-    indicator = f"Last updated {updated} · data freshness {fresh}"
+    newest = DASH if not newest_event_time else newest_event_time.replace("T", " ").replace("Z", " UTC")
+    indicator = (f"Last updated {updated} · data freshness {_seconds(freshness_seconds)} · "
+                 f"pipeline lag {_seconds(lag_seconds)} · newest event {newest}")
     if last_error is not None:
         since = "never" if last_success is None else f"{int((now - last_success).total_seconds())} s ago"
         return Status(True, f"Stale data: the API is not answering ({last_error}). Last good update {since}.",

@@ -33,7 +33,7 @@ CACHE_REALTIME_TTL_ENV: Final = envvars.API_CACHE_REALTIME_TTL_SECONDS
 CACHE_ALERTS_TTL_ENV: Final = envvars.API_CACHE_ALERTS_TTL_SECONDS
 CACHE_MAX_ENTRIES_ENV: Final = envvars.API_CACHE_MAX_ENTRIES
 CACHE_KPI_TTL_SECONDS: Final = 30.0  # daily KPIs and summaries: change only when the gold export runs
-CACHE_REALTIME_TTL_SECONDS: Final = 2.0  # a realtime minute changes at most once a minute
+CACHE_REALTIME_TTL_SECONDS: Final = 0.25  # the speed path changes the current minute every batch (ADR 0014)
 CACHE_ALERTS_TTL_SECONDS: Final = 0.0  # alerts are acted on: not cached unless asked for
 CACHE_MAX_ENTRIES: Final = 1024  # per cache (KPIs, realtime, alerts)
 

@@ -27,7 +27,7 @@ Params = Mapping[str, str] | None
 KPI_METRICS: Final = kpi_columns(KpiKind.COUNT, KpiKind.RATE, KpiKind.MONEY)
 _CENT, _RATE, _PCT = Decimal("0.01"), Decimal("0.0001"), Decimal("0.01")
 MAX_REALTIME_MINUTES: Final = 1440
-ONE_SECOND: Final = timedelta(seconds=1)
+ONE_TENTH: Final = timedelta(milliseconds=100)
 
 
 def _decimal(value: Any) -> Decimal | None:
@@ -146,32 +146,48 @@ def merchants(services: Services, query: Params) -> dict[str, Any]:
 def realtime(services: Services, query: Params) -> dict[str, Any]:
     minutes = params.integer(query, "minutes", default=60, low=1, high=MAX_REALTIME_MINUTES)
     now = services.clock()
-    second = now.replace(microsecond=0)  # the answer is the same until the clock leaves this second
-    services.recorder.depend(lambda: second <= services.clock() < second + ONE_SECOND)
+    # the ages are reported to a tenth of a second: the answer is the same until the clock leaves this tenth
+    tenth = now.replace(microsecond=now.microsecond - now.microsecond % 100_000)
+    services.recorder.depend(lambda: tenth <= services.clock() < tenth + ONE_TENTH)
     first = now - timedelta(minutes=minutes - 1)
-    rows, newest_minute = services.realtime().window(first, now).derive("realtime", realtime_rows)
-    freshness = None if newest_minute is None else max(0, int((now - newest_minute).total_seconds()))
-    return {"items": rows, "freshness_seconds": freshness}
+    rows, view = services.realtime().window(first, now).derive("realtime", realtime_rows)
+    return {
+        "items": rows,
+        "newest_event_time": None if view.newest_event_time is None else _rfc3339(view.newest_event_time),
+        "freshness_seconds": _age(now, view.newest_event_time),
+        "pipeline_lag_seconds": _age(now, view.newest_ingest_time),
+    }
 
 
-def realtime_rows(page: Page) -> tuple[list[dict[str, Any]], datetime | None]:
-    """The JSON rows of the minute items and the newest minute among them (None: no items, or unparsable)."""
-    items = page.items
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _age(now: datetime, moment: datetime | None) -> float | None:
+    """Seconds from ``moment`` to ``now`` (0.1 s resolution, never negative); None without a moment."""
+    return None if moment is None else max(0.0, round((now - moment).total_seconds(), 1))
+
+
+def realtime_rows(page: Page) -> tuple[list[dict[str, Any]], serving.RealtimeView]:
+    """The JSON rows of the minutes, final (Spark) or provisional (speed path), and the newest times counted.
+
+    Freshness is the age of the newest *event time* counted (ARCHITECTURE: KPI definitions), and the
+    pipeline lag the age of the newest Kafka timestamp counted; neither is a bucket's start."""
+    final: list[Item] = []
+    speed: list[Item] = []
+    for item in page.items:
+        (speed if str(item.get(serving.PK, "")).startswith(serving.REALTIME_SPEED_PREFIX) else final).append(item)
+    view = serving.merge_realtime(final, speed)
     rows = [{
-        "minute": str(i.get("minute", "")),
-        "txn_count": count(i.get("txn_count")),
-        "approved_count": count(i.get("approved_count")),
-        "declined_count": count(i.get("declined_count")),
-        "volume_usd": money(i.get("volume_usd")) or "0.00",
-        "decline_rate": rate(i.get("decline_rate")),
-    } for i in items]
-    if not items:
-        return rows, None
-    newest = max(str(i.get("minute", "")) for i in items)
-    try:
-        return rows, datetime.strptime(newest, "%Y-%m-%dT%H:%MZ").replace(tzinfo=UTC)
-    except ValueError:
-        return rows, None
+        "minute": m.minute,
+        "status": m.status,
+        "txn_count": m.txn_count,
+        "approved_count": m.approved_count,
+        "declined_count": m.declined_count,
+        "volume_usd": money(m.volume_usd) or "0.00",
+        "decline_rate": rate(m.decline_rate),
+    } for m in view.minutes]
+    return rows, view
 
 
 def alert_row(item: Item) -> dict[str, Any]:

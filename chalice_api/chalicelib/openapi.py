@@ -11,7 +11,7 @@ from typing import Any, Final
 from chalicelib.config import API_KEY_HEADER, API_PREFIX, MAX_PAGE_SIZE, MAX_SQL_CHARS
 from chalicelib.handlers import KPI_METRICS, MAX_REALTIME_MINUTES
 from dataforge.schemas import GOLD_KPI_ROW, KPI_DATE, KpiKind
-from dataforge.serving import ALERT_STATUSES
+from dataforge.serving import ALERT_STATUSES, FINAL, PROVISIONAL
 
 VERSION: Final = "1.0.0"
 _DATE: Final = {"type": "string", "format": "date", "example": "2024-01-02"}
@@ -63,12 +63,20 @@ def _schemas() -> dict[str, Any]:
         }),
         "RealtimeMinute": _obj({
             "minute": {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}Z$"},
+            "status": {"type": "string", "enum": [PROVISIONAL, FINAL],
+                       "description": "provisional: counted by the speed path (landing); final: Spark's "
+                                      "deduplicated figures, which replace the provisional ones"},
             "txn_count": _COUNT, "approved_count": _COUNT, "declined_count": _COUNT, "volume_usd": _MONEY,
             "decline_rate": _RATE,
         }),
         "Realtime": _obj({
             "items": {"type": "array", "items": _ref("RealtimeMinute")},
-            "freshness_seconds": {"type": "integer", "minimum": 0, "nullable": True},
+            "newest_event_time": {"type": "string", "format": "date-time", "nullable": True,
+                                  "description": "the newest event time counted in these minutes"},
+            "freshness_seconds": {"type": "number", "minimum": 0, "nullable": True,
+                                  "description": "now - newest_event_time (seconds, 0.1 s resolution)"},
+            "pipeline_lag_seconds": {"type": "number", "minimum": 0, "nullable": True,
+                                     "description": "now - the newest Kafka (ingest) timestamp counted"},
         }),
         "Alert": _obj({
             "alert_id": {"type": "string"}, "rule": {"type": "string"}, "severity": {"type": "string"},

@@ -264,7 +264,8 @@ class RealtimeRepository:
         self._cache: TtlCache[Page] = cache or _no_cache()
 
     def minutes(self, first: datetime, last: datetime) -> list[Item]:
-        """Minute items from ``first`` to ``last`` (aware, inclusive): one query per UTC day touched."""
+        """Minute items from ``first`` to ``last`` (aware, inclusive): per UTC day touched, one query for the
+        final (Spark) items and one for the speed-path items (ADR 0014), told apart by their ``pk``."""
         return self.window(first, last).items
 
     def window(self, first: datetime, last: datetime) -> Page:
@@ -279,6 +280,8 @@ class RealtimeRepository:
             high = serving.realtime_sk(last) if day == last.date() else None
             moment = datetime.combine(day, datetime.min.time(), tzinfo=first.tzinfo)
             parts.append(Partition(serving.realtime_pk(moment), low, high))
+            # speed sk = <minute>#<topic>-<partition>: "#~" sorts after every topic name of the minute
+            parts.append(Partition(serving.realtime_speed_pk(moment), low, None if high is None else f"{high}#~"))
         items: list[Item] = []
         cursor: Cursor | None = None
         while True:

@@ -13,6 +13,7 @@ from devkit.cli import generate as _generate
 from devkit.cli import infra as _infra
 from devkit.cli import ingest as _ingest
 from devkit.cli import jobs as _jobs
+from devkit.cli import reconcile as _reconcile
 from devkit.cli import rehearse as _rehearse
 from devkit.cli import run as _run
 from devkit.cli import services as _services
@@ -31,6 +32,8 @@ app.command("dashboard", help="Serve the Panel dashboard locally against an API.
 app.command("dashboard-image", help="Build the dashboard image (arm64), push it to ECR, set the stack's tag.")(
     _dashboard.dashboard_image)
 app.command("backfill", help="Rebuild silver, gold and exports for a date range from bronze.")(_jobs.backfill)
+app.command("reconcile", help="Count every stage for one event date and explain each difference "
+            "(exit 1 on an unexplained one).")(_reconcile.reconcile)
 app.add_typer(_jobs.app, name="jobs", help="Run one Spark/Glue job (locally, or as a Glue job run on AWS).")
 app.add_typer(_ingest.app, name="ingest", help="Land Kafka records and batch files into bronze + quarantine.")
 app.command("plan", help="Render a stack's resources offline (Pulumi mocks, real stack config).")(_infra.plan)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from dataforge.settings import LOCAL_ENV, Settings
 JOBS: Final = ("streaming_enrichment", "batch_enrichment", "daily_aggregation", "backfill", "export_gold")
 LEDGER_PREFIX: Final = "jobs/backfill/ledger"
 GLUE_POLL_SECONDS: Final = 15.0
+_JAVA_EXCEPTION: Final = re.compile(r"^(Caused by: )?[\w.$]+(Exception|Error): ")
 _GLUE_DONE: Final = frozenset({"SUCCEEDED", "FAILED", "STOPPED", "TIMEOUT", "ERROR"})
 
 app = typer.Typer(help="Run the Spark jobs (locally, or as Glue job runs on AWS).", no_args_is_help=True)
@@ -102,12 +104,30 @@ def plan(settings: Settings, days: list[date], late_days: int, *, force: bool) -
 
 
 def run_local(job: str, args: dict[str, str]) -> dict[str, Any]:
-    """Run a job's ``run`` in this process on the local Spark session."""
-    from devkit.local.spark import build_session
-    from spark import runtime
+    """Run a job's ``run`` in this process on the local Spark session; a failed Spark action raises
+    ``JobError``."""
+    from py4j.protocol import Py4JError  # type: ignore[import-untyped]
+    from pyspark.errors import PySparkException
 
     if job not in JOBS:
         raise JobError(f"unknown job {job!r}; jobs: {', '.join(JOBS)}")
+    try:
+        return _run_module(job, args)
+    except (Py4JError, PySparkException) as exc:  # a failed Spark action: the job failed, as a Glue run would
+        raise JobError(f"job {job} failed: {spark_failure(exc)}") from exc
+
+
+def spark_failure(exc: BaseException) -> str:
+    """The one line of a Spark failure that names it (a Py4J error's text is a whole Java stack trace)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    named = [line for line in lines if _JAVA_EXCEPTION.match(line)]
+    return ((named or lines or [repr(exc)])[-1 if named else 0])[:500]
+
+
+def _run_module(job: str, args: dict[str, str]) -> dict[str, Any]:
+    from devkit.local.spark import build_session
+    from spark import runtime
+
     module = importlib.import_module(f"spark.jobs.{job}")
     settings = runtime.settings_from(args)
     build_session(job, endpoint_url=settings.endpoint_url or "")  # the active session the job's run takes
@@ -158,6 +178,29 @@ def _parse_extra(extra: list[str]) -> dict[str, str]:
     return parse_args(extra)
 
 
+Runner = Callable[[Settings, str, dict[str, str]], dict[str, Any]]
+"""Runs one job with Glue-style arguments and returns its metrics (``_run``; tests inject their own)."""
+
+
+def rebuild(settings: Settings, plans: list[DatePlan], late_days: int, *, runner: Runner = _run,
+            ledger: Ledger | None = None, echo: Callable[[str], None] = typer.echo) -> int:
+    """Rebuild the dates of ``plans`` the ledger does not record, in order, recording each one as soon as it
+    is done; stops at the first failure (``JobError``), so a rerun resumes at the failed date. Returns the
+    number of dates rebuilt."""
+    ledger = ledger or Ledger(settings)
+    todo = [p for p in plans if not p.done]
+    for index, p in enumerate(todo, start=1):
+        started = time.monotonic()
+        echo(f"[{index}/{len(todo)}] {p.day}: rebuilding ...")
+        try:
+            metrics = runner(settings, "backfill", {"date": p.day.isoformat(), "late_days": str(late_days)})
+        except DataForgeError as exc:
+            raise JobError(f"{p.day}: {exc}") from exc
+        ledger.record(p.day, p.fingerprint, metrics)
+        echo(f"[{index}/{len(todo)}] {p.day}: done in {time.monotonic() - started:.1f}s {metrics}")
+    return len(todo)
+
+
 def backfill(
     date_from: Annotated[datetime, typer.Option("--from", formats=["%Y-%m-%d"], help="First event date.")],
     date_to: Annotated[datetime, typer.Option("--to", formats=["%Y-%m-%d"], help="Last event date (inclusive).")],
@@ -180,18 +223,12 @@ def backfill(
     if dry_run:
         typer.echo(f"{len(todo)} of {len(plans)} date(s) would be rebuilt (silver, gold, DynamoDB export).")
         return
-    ledger = Ledger(settings)
-    for index, p in enumerate(todo, start=1):
-        started = time.monotonic()
-        typer.echo(f"[{index}/{len(todo)}] {p.day}: rebuilding ...")
-        try:
-            metrics = _run(settings, "backfill", {"date": p.day.isoformat(), "late_days": str(late_days)})
-        except DataForgeError as exc:
-            typer.echo(f"[{index}/{len(todo)}] {p.day}: FAILED: {exc}; rerun the same command to resume", err=True)
-            raise typer.Exit(code=1) from exc
-        ledger.record(p.day, p.fingerprint, metrics)
-        typer.echo(f"[{index}/{len(todo)}] {p.day}: done in {time.monotonic() - started:.1f}s {metrics}")
-    typer.echo(f"backfill complete: {len(todo)} rebuilt, {len(plans) - len(todo)} already up to date.")
+    try:
+        rebuilt = rebuild(settings, plans, late_days)
+    except DataForgeError as exc:
+        typer.echo(f"backfill: FAILED on {exc}; rerun the same command to resume", err=True)
+        raise typer.Exit(code=1) from exc
+    typer.echo(f"backfill complete: {rebuilt} rebuilt, {len(plans) - rebuilt} already up to date.")
 
 
 @app.command("run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -126,13 +126,23 @@ def down(
 
 
 @app.command()
-def env() -> None:
-    """Print `export` lines for the running services, for `eval "$(dataforge services env)"`."""
+def env(
+    prefix: Annotated[str | None, typer.Option(
+        help="The lake's name prefix, when the moto server holds several (default: the one it holds).")] = None,
+    api_url: Annotated[str | None, typer.Option(
+        help="Where the API is served (default: the local default URL); exported only when it answers.")] = None,
+) -> None:
+    """Print `export` lines for the running platform, for `eval "$(dataforge services env)"`: the AWS endpoint,
+    fake credentials and region, the broker and topic, every bucket and table, the Glue database prefix, the
+    environment and name prefix, the query engine, and the API's URL and key when it answers."""
     try:
         state = services.read_state()
+        if state is None:
+            _errors.print("No services are running; start them with `dataforge services up`.")
+            raise typer.Exit(code=1)
+        found = services.platform_env(state, prefix=prefix, api_url=api_url)
     except ServiceError as exc:
         raise _fail("env", exc) from exc
-    if state is None:
-        _errors.print("No services are running; start them with `dataforge services up`.")
-        raise typer.Exit(code=1)
-    typer.echo("\n".join(_exports(services.service_env(state))))
+    for note in found.notes:
+        _errors.print(f"# {note}", markup=False, highlight=False)
+    typer.echo("\n".join(_exports(found.env)))

@@ -99,6 +99,9 @@ def bootstrap(settings: Settings, session: boto3.Session | None = None) -> Local
         TableName=metrics, KeySchema=key_schema, BillingMode="PAY_PER_REQUEST",
         AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in (serving.PK, serving.SK)],
     )
+    # as the stack declares it (infra/components/serving.py); enabling it twice is a ValidationException
+    _ignore_exists(ddb.update_time_to_live, "ValidationException", TableName=metrics,
+                   TimeToLiveSpecification={"AttributeName": serving.TTL_ATTR, "Enabled": True})
     _ignore_exists(
         ddb.create_table, "ResourceInUseException",
         TableName=alerts, KeySchema=key_schema, BillingMode="PAY_PER_REQUEST",

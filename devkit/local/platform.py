@@ -21,6 +21,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import boto3
@@ -107,6 +108,11 @@ def produce(settings: Settings, config: PipelineConfig, report: PipelineReport, 
     report.dates = tuple(start.date() + timedelta(days=i) for i in range(days + 1))
 
 
+def landing_group(settings: Settings) -> str:
+    """The consumer group of the local event source mapping: one per environment (name prefix)."""
+    return f"{settings.name_prefix}-landing"
+
+
 def msk_mapping(settings: Settings) -> LocalEventSourceMapping:
     """The local event source mapping of the topic, invoking the real MSK landing Lambda wired to
     ``settings``; one consumer group per environment, so every mapping continues from its commits."""
@@ -115,15 +121,16 @@ def msk_mapping(settings: Settings) -> LocalEventSourceMapping:
 
     landing = msk_landing.build_landing(settings)
     esm = EsmConfig(settings.require("kafka_bootstrap_servers"), (settings.kafka_topic,),
-                    group_id=f"{settings.name_prefix}-landing")
+                    group_id=landing_group(settings))
     return LocalEventSourceMapping(esm, msk_landing.make_handler(lambda: landing))
 
 
-def spark_session(settings: Settings) -> Any:
-    """The Glue-like local SparkSession the pipeline's jobs run on (S3A on the embedded S3)."""
+def spark_session(settings: Settings, *, log_file: Path | None = None) -> Any:
+    """The Glue-like local SparkSession the pipeline's jobs run on (S3A on the embedded S3);
+    ``log_file``: where the Spark JVM logs instead of the console."""
     from devkit.local.spark import build_session
 
-    return build_session("dataforge-platform", endpoint_url=settings.endpoint_url or "")
+    return build_session("dataforge-platform", endpoint_url=settings.endpoint_url or "", log_file=log_file)
 
 
 def ingest(settings: Settings, report: PipelineReport, progress: Progress, *, idle_seconds: float = 3.0) -> None:

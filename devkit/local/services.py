@@ -13,20 +13,29 @@ import json
 import logging
 import os
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final, Literal, TypedDict, cast
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from dataforge import envvars
 from dataforge.errors import ServiceError
-from dataforge.lake import TRANSACTIONS_TOPIC
+from dataforge.lake import DEFAULT_PREFIX, TRANSACTIONS_TOPIC, Zone
+from dataforge.settings import LOCAL_ENV
 from devkit.local import (
+    FAKE_ACCESS_KEY_ID,
     FAKE_AWS_ENV,
+    FAKE_SECRET_ACCESS_KEY,
+    LOCAL_AWS_REGION,
     TRANSACTIONS_PARTITIONS,
     cmdline_matches,
     file_lock,
+    local_environment,
     terminate_group,
 )
 from devkit.local import kafka as kafka_module
@@ -37,6 +46,9 @@ from devkit.local.moto_server import MotoServer
 from devkit.paths import logs_dir, state_dir
 
 logger = logging.getLogger(__name__)
+
+#: Loopback requests go direct, never through a proxy the developer's shell may configure.
+_DIRECT: Final = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 STATE_FILE_NAME: Final = "services.json"
 STATE_VERSION: Final = 1
@@ -326,3 +338,93 @@ def service_env(state: ServicesState) -> dict[str, str]:
         aws_endpoint_url=state["moto"]["endpoint_url"],
         kafka_bootstrap_servers=state["kafka"]["bootstrap_servers"],
     )
+
+
+# --- `dataforge services env`: the whole platform's environment, read from what runs -------------
+
+
+@dataclass(frozen=True)
+class PlatformEnv:
+    """What ``dataforge services env`` prints: the variables, and notes for the user (stderr)."""
+
+    env: dict[str, str]
+    notes: tuple[str, ...]
+    prefix: str
+
+
+def lake_prefixes(bucket_names: list[str]) -> list[str]:
+    """Name prefixes of the embedded platform's lakes on the moto server: those with every zone bucket
+    ``{prefix}-local-{zone}`` (``dataforge.lake.bucket_name``)."""
+    names = set(bucket_names)
+    suffix = f"-{LOCAL_ENV}-{Zone.BRONZE.value}"
+    candidates = {name[: -len(suffix)] for name in names if name.endswith(suffix)}
+    return sorted(p for p in candidates if all(f"{p}-{LOCAL_ENV}-{zone.value}" in names for zone in Zone))
+
+
+def api_answers(api_url: str, timeout: float = 2.0) -> bool:
+    """Whether a DataForge API answers ``GET <api_url>/v1/health`` (no API key needed) on loopback."""
+    try:
+        with _DIRECT.open(api_url.rstrip("/") + "/v1/health", timeout=timeout) as response:
+            return 200 <= int(response.status) < 300
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def _choose_prefix(found: list[str], wanted: str | None) -> tuple[str, list[str]]:
+    if wanted:
+        notes = [] if wanted in found else [
+            f"no lake named {wanted!r} on the moto server yet (`dataforge run` creates it)"]
+        return wanted, notes
+    if not found:
+        return DEFAULT_PREFIX, ["no lake on the moto server yet: `dataforge run` creates it (the names below "
+                                f"are the default prefix {DEFAULT_PREFIX!r}'s)"]
+    if DEFAULT_PREFIX in found:
+        return DEFAULT_PREFIX, []
+    if len(found) == 1:
+        return found[0], []
+    raise ServiceError(f"the moto server holds several lakes ({', '.join(found)}): choose one with --prefix")
+
+
+def platform_env(
+    state: ServicesState,
+    *,
+    prefix: str | None = None,
+    api_url: str | None = None,
+    bucket_names: Callable[[str], list[str]] | None = None,
+    api_probe: Callable[[str], bool] = api_answers,
+) -> PlatformEnv:
+    """Every variable a tool needs to use the running embedded platform (``local_environment``), read from
+    what runs: the endpoint and broker from ``state``, the lake's name prefix from the buckets on the moto
+    server (``prefix`` chooses one when several exist), the API's URL and key only when an API answers at
+    ``api_url`` (default: the local default URL), and ``DATAFORGE_HOME`` so that ``services`` commands find
+    the same state.
+
+    Raises:
+        ServiceError: the moto server does not answer, or holds several lakes and ``prefix`` is not given.
+    """
+    endpoint, kafka = state["moto"]["endpoint_url"], state["kafka"]["bootstrap_servers"]
+    try:
+        found = lake_prefixes((bucket_names or _bucket_names)(endpoint))
+    except (BotoCoreError, ClientError) as exc:
+        raise ServiceError(f"the moto server at {endpoint} does not answer ({exc}); "
+                           "check `dataforge services status`") from exc
+    chosen, notes = _choose_prefix(found, prefix)
+    env = local_environment(endpoint_url=endpoint, kafka_bootstrap_servers=kafka, prefix=chosen)
+    url = api_url or env[envvars.API_URL]
+    key = env.pop(envvars.API_KEY)
+    env.pop(envvars.API_URL)
+    if api_probe(url):
+        env[envvars.API_URL], env[envvars.API_KEY] = url, key
+    else:
+        notes.append(f"no API answers at {url}: DATAFORGE_API_URL and DATAFORGE_API_KEY are not set "
+                     "(`dataforge run` or `dataforge api serve` serves it)")
+    env[envvars.HOME] = str(state_dir())
+    return PlatformEnv(env, tuple(notes), chosen)
+
+
+def _bucket_names(endpoint_url: str) -> list[str]:
+    import boto3
+
+    s3 = boto3.Session(aws_access_key_id=FAKE_ACCESS_KEY_ID, aws_secret_access_key=FAKE_SECRET_ACCESS_KEY,
+                       region_name=LOCAL_AWS_REGION).client("s3", endpoint_url=endpoint_url)
+    return [str(bucket["Name"]) for bucket in s3.list_buckets().get("Buckets", [])]

@@ -78,6 +78,8 @@ SERVICE: Final = "dashboard-service"
 TARGETS: Final = "dashboard-targets"
 HTTPS_LISTENER: Final = "dashboard-https"
 URL_OUTPUT: Final = "dashboard_url"
+EGRESS_RULE: Final = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
+HTTPS_PORT: Final = 443
 FOREIGN_ORIGIN: Final = "https://dashboard.attacker.example"
 LOCAL_ADDRESS: Final = "127.0.0.1"
 ALL_INTERFACES: Final = "0.0.0.0"  # noqa: S104 - what the image's command must bind (checked, never bound here)
@@ -226,13 +228,13 @@ def internet_route_problems(rendered: Rendered, w: Wiring) -> list[str]:
             problems.append(f"{nat.name}: its subnet has no default route to an internet gateway")
         if not nat.inputs.get("allocationId"):
             problems.append(f"{nat.name}: no Elastic IP")
-    allowed = False
-    for group_id in w.security_groups:
-        group = by_id.get(group_id)
-        for rule in (group.inputs.get("egress") or []) if group else []:
-            if (rule.get("protocol") in ("tcp", "-1") and "0.0.0.0/0" in (rule.get("cidrBlocks") or [])
-                    and (rule.get("protocol") == "-1" or rule.get("fromPort", 0) <= 443 <= rule.get("toPort", 0))):
-                allowed = True
+    # The stack declares every security-group rule as a standalone aws.vpc rule (no inline rules).
+    allowed = any(
+        rule.inputs.get("securityGroupId") in w.security_groups and rule.inputs.get("cidrIpv4") == "0.0.0.0/0"
+        and (rule.inputs.get("ipProtocol") == "-1"
+             or (rule.inputs.get("ipProtocol") == "tcp"
+                 and rule.inputs.get("fromPort", 0) <= HTTPS_PORT <= rule.inputs.get("toPort", 0)))
+        for rule in rendered.of_type(EGRESS_RULE))
     if not allowed:
         problems.append(f"{SERVICE}: no security group lets HTTPS (tcp 443) out to 0.0.0.0/0")
     api_url = w.environment.get(envvars.API_URL, "")

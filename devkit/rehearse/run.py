@@ -6,8 +6,13 @@ A function is rehearsed with exactly what the stack declares for it: its zip and
 x86-64 twin, checked to hold the same packages at the same versions), its handler string, its
 environment variables (bucket, table, topic and workgroup names as the stack wires them; only the AWS
 endpoint and credentials point at the moto server), and the events of its triggers: the MSK event
-source mapping, the S3 bucket notification, the EventBridge schedule, and API Gateway's proxy events
-for every route of the declared API (``devkit.rehearse.apigw``).
+source mapping, the S3 bucket notification, the EventBridge schedule, API Gateway's proxy events
+for every route of the declared API (``devkit.rehearse.apigw``), and the declared input of an
+``aws.lambda_.Invocation`` (the kafka-topics function, against the run's local Kafka broker, judged on
+the broker: ``devkit.rehearse.kafka_topics``).
+
+Then, on the same endpoint (bronze holds what the functions landed), every Glue job run the stack's
+triggers start, from the uploaded script, zip and wheels, with Glue 5.1's Python (``devkit.rehearse.glue``).
 """
 
 from __future__ import annotations
@@ -15,8 +20,8 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -24,10 +29,12 @@ from typing import Any, Final
 import boto3
 
 from dataforge import envvars
+from dataforge.errors import ServiceError
 from devkit.local import FAKE_AWS_ENV, LOCAL_AWS_REGION
 from devkit.local.moto_server import MotoServer
 from devkit.paths import samples_dir
-from devkit.rehearse import events
+from devkit.rehearse import events, kafka_topics, msk_iam
+from devkit.rehearse.glue import GluePlatform, rehearse_glue
 from devkit.rehearse.lambdas import (
     EmittedMetric,
     FunctionSpec,
@@ -41,6 +48,7 @@ from devkit.rehearse.lambdas import (
 from devkit.rehearse.provision import provision
 from infra import artifacts
 from infra.plan import Rendered, render
+from lambdas.common.kafka_topics import TopicSpec
 
 FOREIGN_TOP_LEVEL: Final = frozenset({"devkit", "tests", "bench", "infra", "spark", "panel_dashboard", "pulumi"})
 """Packages no function may load: the toolkit, tests, other deployables, Pulumi."""
@@ -58,6 +66,8 @@ class Check:
     trigger: str
     ok: bool
     detail: str
+    kind: str = "lambda"
+    """What was rehearsed: ``lambda`` (a function), ``glue`` (a Glue job run), or another deployable's."""
 
 
 @dataclass(slots=True)
@@ -83,8 +93,8 @@ class Report:
     def to_json(self) -> dict[str, Any]:
         return {"stack": self.stack, "ok": self.ok, "seconds": round(self.seconds, 2),
                 "layer_differences": self.layer_differences,
-                "checks": [{"function": c.function, "trigger": c.trigger, "ok": c.ok, "detail": c.detail}
-                           for c in self.checks],
+                "checks": [{"function": c.function, "trigger": c.trigger, "ok": c.ok, "detail": c.detail,
+                            "kind": c.kind} for c in self.checks],
                 "emitted": {function: [{"namespace": m.namespace, "name": m.name, "dimensions": dict(m.dimensions)}
                                        for m in metrics] for function, metrics in self.emitted.items()}}
 
@@ -97,6 +107,7 @@ class Platform:
     session: boto3.Session
     region: str
     account: str
+    kafka_bootstrap_servers: str | None = None  # the run's local broker (the topics function, the Glue part)
 
     @property
     def overrides(self) -> dict[str, str]:
@@ -112,6 +123,8 @@ class Trigger:
     name: str
     events: list[dict[str, Any]]
     judge: Callable[[Sequence[dict[str, Any]]], tuple[bool, str]]
+    overrides: Mapping[str, str] = field(default_factory=dict)
+    """Environment the function's process gets beyond the platform's (e.g. the local broker's address)."""
 
 
 def _function_arn_matches(arn: Any, spec: FunctionSpec) -> bool:
@@ -203,6 +216,29 @@ def _schedule_trigger(rendered: Rendered, spec: FunctionSpec, platform: Platform
                                                                    region=platform.region)], _all_ok)
 
 
+def _invocation_trigger(rendered: Rendered, spec: FunctionSpec, platform: Platform) -> Iterator[Trigger]:
+    for invocation in rendered.of_type(kafka_topics.INVOCATION):
+        if not _function_arn_matches(invocation.inputs.get("functionName"), spec):
+            continue
+        name = f"Invocation {invocation.name}"
+        if platform.kafka_bootstrap_servers is None:
+            yield Trigger(name, [], lambda _results: (False, "no local Kafka broker for the Invocation"))
+            continue
+        servers, body = platform.kafka_bootstrap_servers, invocation.inputs["input"]
+        try:
+            declared: list[TopicSpec] | str = kafka_topics.declared_topics(body)
+        except ServiceError as exc:
+            declared = str(exc)  # still sent: the function's own answer to it is part of the report
+
+        def judge(results: Sequence[dict[str, Any]], declared: list[TopicSpec] | str = declared,
+                  servers: str = servers) -> tuple[bool, str]:
+            if isinstance(declared, str):
+                return False, f"{declared}; the function answered {_all_ok(results)[1]}"
+            return kafka_topics.judge(declared, results, servers)
+
+        yield Trigger(name, [json.loads(body)] * kafka_topics.RUNS, judge, kafka_topics.overrides(servers))
+
+
 def _api_trigger(rendered: Rendered, spec: FunctionSpec) -> Iterator[Trigger]:
     try:
         from devkit.rehearse import apigw  # type: ignore[attr-defined,unused-ignore]
@@ -215,7 +251,7 @@ def _api_trigger(rendered: Rendered, spec: FunctionSpec) -> Iterator[Trigger]:
 def triggers(rendered: Rendered, spec: FunctionSpec, platform: Platform) -> list[Trigger]:
     """Every trigger the stack declares for ``spec``, with its events and how to judge the answers."""
     found = [*_msk_trigger(rendered, spec, platform), *_s3_trigger(rendered, spec, platform),
-             *_schedule_trigger(rendered, spec, platform)]
+             *_schedule_trigger(rendered, spec, platform), *_invocation_trigger(rendered, spec, platform)]
     if any(p.inputs.get("principal") == "apigateway.amazonaws.com"
            and _function_arn_matches(p.inputs.get("function"), spec)
            for p in rendered.of_type("aws:lambda/permission:Permission")):
@@ -230,7 +266,8 @@ def _rehearse_function(spec: FunctionSpec, rendered: Rendered, platform: Platfor
     if not found:
         return [Check(spec.name, "-", False, "the stack declares no trigger for this function")]
     sent = [event for trigger in found for event in trigger.events]
-    answered: Invocations = invoke(sandbox, sent, platform.overrides)
+    overrides = {**platform.overrides, **{k: v for trigger in found for k, v in trigger.overrides.items()}}
+    answered: Invocations = invoke(sandbox, sent, overrides)
     report.emitted[spec.name] = answered.metrics
     if answered.init_error is not None:
         error = answered.init_error
@@ -248,20 +285,45 @@ def _rehearse_function(spec: FunctionSpec, rendered: Rendered, platform: Platfor
 
 
 @contextmanager
-def _platform(rendered: Rendered, workdir: Path) -> Iterator[Platform]:
+def _platform(rendered: Rendered, workdir: Path, kafka_bootstrap_servers: str | None = None) -> Iterator[Platform]:
     account = stack_account(rendered)
     with MotoServer(logs_dir=workdir / "logs", env={"MOTO_ACCOUNT_ID": account}) as moto:
         session = boto3.Session(aws_access_key_id=FAKE_AWS_ENV["AWS_ACCESS_KEY_ID"],
                                 aws_secret_access_key=FAKE_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
                                 region_name=LOCAL_AWS_REGION)
-        platform = Platform(moto.endpoint_url, session, LOCAL_AWS_REGION, account)
+        platform = Platform(moto.endpoint_url, session, LOCAL_AWS_REGION, account, kafka_bootstrap_servers)
         provision(rendered, session, moto.endpoint_url)
         yield platform
 
 
+@contextmanager
+def _kafka(given: str | None, base: Path, progress: Progress) -> Iterator[str]:
+    """``given`` (a broker the caller runs, e.g. a test fixture's), else a local broker for the run."""
+    if given:
+        yield given
+        return
+    from devkit.local.kafka import KafkaBroker
+
+    progress("starting a local Kafka broker for the run (the topics function, the streaming job)")
+    with KafkaBroker(base / "kafka", logs_dir=base / "logs") as broker:
+        yield broker.bootstrap_servers
+
+
+def _rehearse_glue(rendered: Rendered, platform: Platform, base: Path, progress: Progress,
+                   kafka_bootstrap_servers: str | None) -> list[Check]:
+    """Every Glue job run the stack's triggers start (``devkit.rehearse.glue``), one check per run."""
+    with _kafka(kafka_bootstrap_servers, base, progress) as servers:
+        done = rehearse_glue(rendered, GluePlatform(platform.endpoint_url, platform.overrides, servers),
+                             base / "glue", progress=progress)
+    return [Check(r.job, r.trigger, r.ok, r.detail, kind="glue") for r in done.results]
+
+
 def rehearse(stack: str, *, workdir: Path | None = None, progress: Progress = lambda _m: None,
-             rendered: Rendered | None = None) -> Report:
-    """Rehearse every Lambda function of ``stack`` (see the module docstring)."""
+             rendered: Rendered | None = None, glue: bool = True, kafka_bootstrap_servers: str | None = None
+             ) -> Report:
+    """Rehearse every Lambda function of ``stack`` (see the module docstring), then, with ``glue``, every
+    Glue job run after them on the same endpoint (bronze holds what the functions landed), against
+    ``kafka_bootstrap_servers`` or a broker started for the run."""
     started = time.monotonic()
     report = Report(stack)
     progress(f"rendering {stack} and building its artifacts")
@@ -269,13 +331,24 @@ def rehearse(stack: str, *, workdir: Path | None = None, progress: Progress = la
     specs = function_specs(rendered, artifacts.build_dir())
     progress("building the layer's x86-64 twin from the same lock")
     arm64, twin = artifacts.core_layer(artifacts.ARM64), artifacts.core_layer(artifacts.X86_64)
-    report.layer_differences = same_packages(arm64.path, twin.path)
+    topics_arm64, topics_twin = artifacts.topics_layer(artifacts.ARM64), artifacts.topics_layer(artifacts.X86_64)
+    report.layer_differences = same_packages(arm64.path, twin.path) + same_packages(topics_arm64.path,
+                                                                                     topics_twin.path)
+    twins = {arm64.path: twin.path, topics_arm64.path: topics_twin.path}
+    # One broker for the run when anything needs one: the stack's topics function creates the topic the
+    # streaming job then reads.
+    needs_kafka = glue or bool(rendered.of_type(kafka_topics.INVOCATION))
     with tempfile.TemporaryDirectory(prefix=f"dataforge-rehearse-{stack}-") as tmp:
         base = workdir or Path(tmp)
-        with _platform(rendered, base) as platform:
+        with (_kafka(kafka_bootstrap_servers, base, progress) if needs_kafka else nullcontext(None)) as servers, \
+                _platform(rendered, base, servers) as platform:
             for spec in specs:
                 progress(f"{spec.name}: {spec.handler} from {spec.code.name}")
-                layers = [twin.path if layer == arm64.path else layer for layer in spec.layers]
+                layers = [twins.get(layer, layer) for layer in spec.layers]
                 report.checks += _rehearse_function(spec, rendered, platform, base, layers, report)
+            if glue:
+                report.checks += _rehearse_glue(rendered, platform, base, progress, servers)
+    progress(f"{msk_iam.JOB}: MSK IAM options and --extra-jars in a JVM")
+    report.checks += [Check(msk_iam.JOB, f.name, f.ok, f.detail, kind="msk-iam") for f in msk_iam.findings(rendered)]
     report.seconds = time.monotonic() - started
     return report

@@ -140,20 +140,22 @@ class Dashboard(pulumi.ComponentResource):
             network_mode="awsvpc", requires_compatibilities=["FARGATE"], execution_role_arn=execution.arn,
             task_role_arn=task_role.arn, container_definitions=pulumi.Output.json_dumps([container]),
             runtime_platform={"operating_system_family": "LINUX", "cpu_architecture": "ARM64"}, opts=child)
-        # One form of rule per group: pulumi-aws's aws.ec2.SecurityGroup docs warn that inline rules and standalone
-        # rule resources on one group overwrite each other. The load balancer's group has only standalone
-        # aws.vpc rules (its egress names the tasks' group, whose inline ingress names it back: inline on both
-        # sides would be a cycle). The tasks' group keeps its two rules inline, the form the dashboard rehearsal
-        # (devkit.rehearse.dashboard) reads its egress from.
+        # One form for every rule: standalone aws.vpc rules only (pulumi-aws's aws.ec2.SecurityGroup docs warn
+        # that inline rules and rule resources on one group overwrite each other, and AWS recommends the
+        # aws.vpc resources: one rule per resource, with its own ID and tags). Both groups exist before their
+        # rules, so the load balancer's egress and the tasks' ingress can name each other.
         alb_sg = aws.ec2.SecurityGroup(f"{name}-alb-sg", vpc_id=args.network.vpc_id,
                                        description="dashboard load balancer", opts=child)
-        # Egress 443 anywhere: the API's public endpoint through the NAT gateways, and the VPC endpoints.
         task_sg = aws.ec2.SecurityGroup(f"{name}-task-sg", vpc_id=args.network.vpc_id, description="dashboard tasks",
-                                        ingress=[{"protocol": "tcp", "from_port": CONTAINER_PORT,
-                                                  "to_port": CONTAINER_PORT, "security_groups": [alb_sg.id],
-                                                  "description": "from the ALB"}],
-                                        egress=[{"protocol": "tcp", "from_port": 443, "to_port": 443,
-                                                 "cidr_blocks": ["0.0.0.0/0"], "description": "HTTPS"}], opts=child)
+                                        opts=child)
+        aws.vpc.SecurityGroupIngressRule(f"{name}-task-ingress", security_group_id=task_sg.id, ip_protocol="tcp",
+                                         from_port=CONTAINER_PORT, to_port=CONTAINER_PORT,
+                                         referenced_security_group_id=alb_sg.id, description="from the ALB",
+                                         opts=child)
+        # Egress 443 anywhere: the API's public endpoint through the NAT gateways, and the VPC endpoints.
+        aws.vpc.SecurityGroupEgressRule(f"{name}-task-egress", security_group_id=task_sg.id, ip_protocol="tcp",
+                                        from_port=443, to_port=443, cidr_ipv4="0.0.0.0/0", description="HTTPS",
+                                        opts=child)
         for port in (80, 443):
             aws.vpc.SecurityGroupIngressRule(f"{name}-alb-ingress-{port}", security_group_id=alb_sg.id,
                                              ip_protocol="tcp", from_port=port, to_port=port, cidr_ipv4="0.0.0.0/0",

@@ -68,6 +68,9 @@ class Ingestion(pulumi.ComponentResource):
             iam.allow(["kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"], [kafka.topic_arn], sid="KafkaTopic"),
             iam.allow(["kafka-cluster:AlterGroup", "kafka-cluster:DescribeGroup"], [group_arn], sid="KafkaGroup"),
             iam.allow(["sqs:SendMessage"], [dlq.arn], sid="OnFailure"),
+            # The speed path (ADR 0014, lambdas.common.speed_path) reads its minute items and id sets in the
+            # metrics table with BatchGetItem; it writes them with PutItem (IngestCounts above).
+            iam.allow(["dynamodb:BatchGetItem"], [metrics_table.arn], sid="SpeedPath"),
         ]
         if sizing.archive_raw:
             stream_statements += iam.s3_write(landing_bucket.arn, STREAM_ARCHIVE_PREFIX)

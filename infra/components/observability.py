@@ -19,21 +19,17 @@ import pulumi
 import pulumi_aws as aws
 
 from dataforge import envvars
+from dataforge.telemetry import FRESHNESS_METRIC, METRICS_NAMESPACE
 from infra import iam
 from infra.components.functions import Function, FunctionArgs
 from infra.refs import FunctionRuntime, ServingRefs, StreamingRefs
 from infra.settings import AlertsSettings
 
-METRICS_NAMESPACE: Final = "DataForge"
-"""The Lambdas' EMF namespace (``lambdas.common.observability.NAMESPACE``)."""
-FRESHNESS_METRIC: Final = "FreshnessLagSeconds"
-"""Seconds between a landed MSK batch's newest event time and its landing; the MSK landing handler
-emits it per batch (``lambdas.msk_landing.handler``). The rehearsal's alarm test fails when the
-emitter and this name or its dimensions drift apart (tests/rehearsal/test_alarms.py)."""
 LANDING_SERVICE: Final = "msk-landing"
 """The MSK landing handler's Powertools service: Powertools adds it to every metric as the ``service``
 dimension."""
 EVALUATOR_SCHEDULE: Final = "rate(1 minute)"
+EVALUATOR_ROLE: Final = "alert-evaluator"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +54,7 @@ class Alarm:
 class Watched:
     """What the alarms watch besides the serving tables and the stream."""
 
-    lambda_functions: Sequence[pulumi.Input[str]]  # function names
+    lambda_functions: Mapping[str, pulumi.Input[str]]  # function name by role ("msk-landing"): names its alarms
     glue_job_names: Sequence[pulumi.Input[str]]
     consumer_group: str  # the landing function's MSK consumer group
     api_name: pulumi.Input[str]
@@ -136,13 +132,14 @@ class Observability(pulumi.ComponentResource):
         self.evaluator_function_name = evaluator.name
 
         actions = [topic.arn]
-        functions = [*watched.lambda_functions, evaluator.name]
+        functions = {**watched.lambda_functions, EVALUATOR_ROLE: evaluator.name}
+        # A function's alarms are named after its role, so adding or removing a function renames no other alarm.
         alarms = [
-            *(alarm for index, function_name in enumerate(functions)
+            *(alarm for role, function_name in functions.items()
               for alarm in (
-                  Alarm(f"lambda-{index}-errors", pulumi.Output.concat("Lambda errors of ", function_name),
+                  Alarm(f"lambda-{role}-errors", pulumi.Output.concat("Lambda errors of ", function_name),
                         "AWS/Lambda", "Errors", {"FunctionName": function_name}, alerts.lambda_error_threshold),
-                  Alarm(f"lambda-{index}-throttles", pulumi.Output.concat("Lambda throttles of ", function_name),
+                  Alarm(f"lambda-{role}-throttles", pulumi.Output.concat("Lambda throttles of ", function_name),
                         "AWS/Lambda", "Throttles", {"FunctionName": function_name}, 1))),
             Alarm("msk-consumer-lag", "MSK landing consumer lag", "AWS/Kafka", "MaxOffsetLag",
                   {"Cluster Name": kafka.cluster_name, "Consumer Group": watched.consumer_group, "Topic": kafka.topic},
@@ -204,7 +201,7 @@ class Observability(pulumi.ComponentResource):
         widgets = [
             {"type": "metric", "width": 12, "height": 6, "properties": {
                 "title": "Lambda errors", "region": args.region, "stat": "Sum", "period": 300,
-                "metrics": [["AWS/Lambda", "Errors", "FunctionName", fn] for fn in functions]}},
+                "metrics": [["AWS/Lambda", "Errors", "FunctionName", fn] for fn in functions.values()]}},
             {"type": "metric", "width": 12, "height": 6, "properties": {
                 "title": "MSK consumer lag", "region": args.region, "stat": "Maximum", "period": 60,
                 "metrics": [["AWS/Kafka", "MaxOffsetLag", "Cluster Name", kafka.cluster_name, "Consumer Group",

@@ -20,6 +20,13 @@ from infra.settings import ProcessingSettings
 GLUE_VERSION: Final = "5.1"
 SCRIPTS_PREFIX: Final = "glue/scripts"
 LIBS_PREFIX: Final = "glue/libs"
+JARS_PREFIX: Final = "glue/jars"
+WHEELS_PREFIX: Final = "glue/wheels"
+#: pip's option that keeps the jobs' installs to the wheels named in ``--additional-python-modules``: the
+#: jobs' VPC has no route to PyPI. Glue 5.x installs those modules with pip3 and passes this argument's
+#: value to it ("Using Python libraries with AWS Glue": ``--python-modules-installer-option``; its zip of
+#: wheels example pairs S3 wheels with ``--no-index``).
+INSTALLER_OPTION: Final = "--no-index"
 TEMP_PREFIX: Final = "glue/tmp/"
 
 
@@ -92,6 +99,10 @@ class ProcessingArgs:
     network: NetworkRefs
     availability_zone: str  # of the first private subnet, where the jobs' network connection is
     log_retention_days: int
+    #: the jobs' third-party wheels for Glue's platform (``infra.artifacts.glue_wheels``)
+    wheels: Sequence[Artifact] = ()
+    #: the Kafka jobs' ``--extra-jars``: the MSK IAM authentication library (``infra.artifacts.msk_iam_jars``)
+    kafka_jars: Sequence[Artifact] = ()
 
 
 class Processing(pulumi.ComponentResource):
@@ -109,6 +120,22 @@ class Processing(pulumi.ComponentResource):
                                           source_hash=args.core.sha256, server_side_encryption="aws:kms",
                                           kms_key_id=kms_key_arn, opts=child)
         core_uri = pulumi.Output.concat("s3://", core_object.bucket, "/", core_object.key)
+        # pip installs a wheel only under its own file name (the name carries its version and tags), so
+        # the content hash goes in the folder: glue/wheels/<hash>/<wheel file name>.
+        wheel_objects = [aws.s3.BucketObject(f"{name}-wheel-{wheel.name}", bucket=artifacts.name,
+                                             key=f"{WHEELS_PREFIX}/{wheel.short_hash}/{wheel.path.name}",
+                                             source=pulumi.FileAsset(str(wheel.path)), source_hash=wheel.sha256,
+                                             server_side_encryption="aws:kms", kms_key_id=kms_key_arn, opts=child)
+                         for wheel in args.wheels]
+        wheel_uris = pulumi.Output.all(*[pulumi.Output.concat("s3://", o.bucket, "/", o.key) for o in wheel_objects]
+                                       ).apply(lambda uris: ",".join(uris))
+        # The MSK IAM library's jars, under content-hashed keys in glue/ (which every job role reads).
+        jar_objects = [aws.s3.BucketObject(f"{name}-jar-{jar.name}", bucket=artifacts.name, key=jar.key(JARS_PREFIX),
+                                           source=pulumi.FileAsset(str(jar.path)), source_hash=jar.sha256,
+                                           server_side_encryption="aws:kms", kms_key_id=kms_key_arn, opts=child)
+                       for jar in args.kafka_jars]
+        jar_uris = pulumi.Output.all(*[pulumi.Output.concat("s3://", o.bucket, "/", o.key) for o in jar_objects]
+                                     ).apply(lambda uris: ",".join(uris))
         security = aws.glue.SecurityConfiguration(f"{name}-security", name=f"{args.base_name}-glue",
                                                   encryption_configuration={
             "s3_encryption": {"s3_encryption_mode": "SSE-KMS", "kms_key_arn": kms_key_arn},
@@ -202,6 +229,15 @@ class Processing(pulumi.ComponentResource):
                           sid="GlueLogs")]), opts=child)
             arguments: dict[str, pulumi.Input[str]] = {
                 "--extra-py-files": core_uri,
+                # The core's third-party packages Glue 5.1 does not provide (msgspec, isal), from the
+                # artifacts bucket only; the job role reads glue/ there. The compiled fast path is left
+                # out (infra.artifacts.GLUE_LEFT_OUT): the pure contract gives the same answers.
+                **({"--additional-python-modules": wheel_uris, "--python-modules-installer-option": INSTALLER_OPTION}
+                   if wheel_objects else {}),
+                # A Kafka job authenticates to MSK with IAM (spark.kafka.source_options); Glue puts the
+                # comma-separated S3 paths of --extra-jars on the job's Java classpath ("Using job
+                # parameters in AWS Glue jobs").
+                **({"--extra-jars": jar_uris} if spec.kafka and jar_objects else {}),
                 "--TempDir": pulumi.Output.concat("s3://", artifacts.name, "/", TEMP_PREFIX, spec.job, "/"),
                 "--enable-metrics": "true",
                 "--enable-observability-metrics": "true",
@@ -259,8 +295,8 @@ def standard_jobs(scripts: Mapping[str, Artifact]) -> list[JobSpec]:
     common = (envvars.ENV, envvars.NAME_PREFIX, envvars.GLUE_DATABASE_PREFIX, envvars.LOG_LEVEL)
     return [
         JobSpec("streaming_enrichment", scripts["streaming_enrichment"], reads=(), writes=("silver", "quarantine"),
-                settings=(*common, envvars.KAFKA_BOOTSTRAP_SERVERS, envvars.KAFKA_TOPIC, envvars.SILVER_BUCKET,
-                          envvars.QUARANTINE_BUCKET, envvars.METRICS_TABLE),
+                settings=(*common, envvars.KAFKA_BOOTSTRAP_SERVERS, envvars.KAFKA_TOPIC, envvars.KAFKA_AUTH,
+                          envvars.SILVER_BUCKET, envvars.QUARANTINE_BUCKET, envvars.METRICS_TABLE),
                 streaming=True, dynamodb=True, kafka=True, state=True),
         JobSpec("batch_enrichment", scripts["batch_enrichment"], reads=("bronze",), writes=("silver", "quarantine"),
                 settings=(*common, envvars.BRONZE_BUCKET, envvars.SILVER_BUCKET, envvars.QUARANTINE_BUCKET),

@@ -39,7 +39,10 @@ class Serving(pulumi.ComponentResource):
                 hash_key=serving.PK, range_key=serving.SK, attributes=attributes, global_secondary_indexes=indexes,
                 point_in_time_recovery={"enabled": args.settings.point_in_time_recovery},
                 deletion_protection_enabled=args.settings.deletion_protection,
-                server_side_encryption={"enabled": True, "kms_key_arn": kms_key_arn}, opts=protected)
+                server_side_encryption={"enabled": True, "kms_key_arn": kms_key_arn},
+                # Speed-path items and id sets carry ``expires_at`` (ADR 0014); other items have none
+                # and never expire (DynamoDB deletes only items whose TTL attribute is an epoch number).
+                ttl={"attribute_name": serving.TTL_ATTR, "enabled": True}, opts=protected)
 
         metrics = table("metrics", keys)
         alerts = table("alerts", [*keys, {"name": serving.ALERT_STATUS_ATTR, "type": "S"},

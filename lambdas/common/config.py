@@ -15,7 +15,7 @@ class LandingConfig:
     archive_raw: bool
     endpoint_url: str | None
     region: str
-    metrics_table: str | None = None  # when set, per-batch counts feed the quarantine-ratio alert
+    metrics_table: str | None = None  # when set: per-batch counts (quarantine-ratio alert), the MSK speed path
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LandingConfig:

@@ -26,3 +26,15 @@ class MalformedFileError(LandingError):
 class QueryStopError(DataForgeError):
     """Listing or stopping the API workgroup's Athena queries failed; the scheduled run fails so that it is
     seen (the evaluator's errors alarm) and retried."""
+
+
+class TopicsError(DataForgeError):
+    """Base of the kafka-topics function's errors: the invocation fails, and with it the deployment."""
+
+
+class TopicSpecError(TopicsError):
+    """The declared topics or the function's settings are malformed or ask for what the cluster cannot take."""
+
+
+class TopicUpdateError(TopicsError):
+    """The cluster refused or cannot apply the declared topic (fewer partitions, a create-only config, ...)."""

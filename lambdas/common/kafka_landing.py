@@ -26,6 +26,7 @@ from dataforge.contract import MAX_FUTURE_SKEW, Admitted, Rejection, Validator, 
 from dataforge.lake import KafkaBatchPosition, Source, Zone, bronze_key, raw_archive_key
 from lambdas.common.config import LandingConfig
 from lambdas.common.counters import IngestCounters
+from lambdas.common.speed_path import SpeedPath, ValidRecord
 from lambdas.common.storage import ObjectStore
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class PartitionOutput:
     valid: int
     quarantined: int
     newest_event_time: datetime | None
+    valid_records: list[ValidRecord] = field(default_factory=list)  # kept only for the speed path
 
 
 @dataclass(slots=True)
@@ -66,8 +68,9 @@ class BatchResult:
 
 
 def land_partition(topic: str, partition: int, records: Sequence[Mapping[str, Any]],
-                   validator: Validator) -> PartitionOutput:
-    """Validate one topic-partition's records (any order) and build its bronze/quarantine lines."""
+                   validator: Validator, *, keep_valid: bool = False) -> PartitionOutput:
+    """Validate one topic-partition's records (any order) and build its bronze/quarantine lines;
+    ``keep_valid`` also returns the valid records (for the speed path)."""
     offsets = [r["offset"] for r in records]
     if offsets != sorted(offsets):  # MSK sends a partition's records in offset order; be safe anyway
         records = sorted(records, key=lambda r: r["offset"])
@@ -79,6 +82,7 @@ def land_partition(topic: str, partition: int, records: Sequence[Mapping[str, An
     admit = validator.admit
     rejected: list[bytes] = []
     newest = _NO_TIME
+    valid: list[ValidRecord] = []
     last_ms = -1
     horizon_us = 0
     ingested = b""
@@ -103,10 +107,12 @@ def land_partition(topic: str, partition: int, records: Sequence[Mapping[str, An
             continue
         event_id, event_us = result
         add_line(raw, event_id, record["offset"], ingested)
+        if keep_valid:
+            valid.append(ValidRecord(record["offset"], raw, event_id.decode(), event_us, ms))
         if event_us > newest:
             newest = event_us
     return PartitionOutput(position, lines.body(), b"".join(rejected), len(records), lines.count,
-                           len(rejected), None if newest == _NO_TIME else from_epoch_us(newest))
+                           len(rejected), None if newest == _NO_TIME else from_epoch_us(newest), valid)
 
 
 def _split_partition_key(key: str, records: Sequence[Mapping[str, Any]]) -> tuple[str, int]:
@@ -120,11 +126,12 @@ class KafkaLanding:
     """Lands MSK events: validate, encode, store. Dependencies are injected (store, validator, clock)."""
 
     def __init__(self, config: LandingConfig, store: ObjectStore, validator: Validator,
-                 counters: IngestCounters | None = None) -> None:
+                 counters: IngestCounters | None = None, speed: SpeedPath | None = None) -> None:
         self.config = config
         self.store = store
         self.validator = validator
         self.counters = counters
+        self.speed = speed  # the speed path (ADR 0014): provisional realtime minutes from each batch
 
     def land(self, records_by_partition: Mapping[str, Sequence[Mapping[str, Any]]]) -> BatchResult:
         started = time.perf_counter()
@@ -133,8 +140,10 @@ class KafkaLanding:
             if not records:
                 continue
             topic, partition = _split_partition_key(key, records)
-            output = land_partition(topic, partition, records, self.validator)
+            output = land_partition(topic, partition, records, self.validator, keep_valid=self.speed is not None)
             self._store(output, records, result)
+            if self.speed is not None:  # after bronze: a minute counted here is always replayable from bronze
+                self.speed.fold(topic, partition, output.position.last_offset, output.valid_records)
             result.partitions += 1
             result.records += output.records
             result.valid += output.valid

@@ -9,14 +9,10 @@ rehearsal's alarm test (tests/rehearsal/test_alarms.py) compares them with what 
 from __future__ import annotations
 
 import os
-from typing import Final
 
 from aws_lambda_powertools import Logger, Metrics
 
-NAMESPACE: Final = "DataForge"
-FUNCTION_NAME_DIMENSION: Final = "FunctionName"
-FRESHNESS_METRIC: Final = "FreshnessLagSeconds"
-"""Seconds from the newest event time of a landed batch to its landing (the data-freshness alarm)."""
+from dataforge.telemetry import FUNCTION_NAME_DIMENSION, METRICS_NAMESPACE
 
 
 def logger(service: str) -> Logger:
@@ -24,7 +20,7 @@ def logger(service: str) -> Logger:
 
 
 def metrics(service: str) -> Metrics:
-    emitter = Metrics(namespace=NAMESPACE, service=service)
+    emitter = Metrics(namespace=METRICS_NAMESPACE, service=service)
     function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")  # set by Lambda; absent in unit tests
     if function_name:
         emitter.set_default_dimensions(**{FUNCTION_NAME_DIMENSION: function_name})

@@ -9,6 +9,7 @@ from dataforge.reference import default_fx
 from dataforge.settings import Settings
 from lambdas.common.config import LandingConfig
 from lambdas.common.counters import IngestCounters
+from lambdas.common.speed_path import SpeedPath
 from lambdas.common.storage import ObjectStore, S3ObjectStore
 
 
@@ -27,3 +28,10 @@ def landing_parts(settings: Settings | None = None, store: ObjectStore | None = 
                 if config.metrics_table else None)
     return LandingParts(config, store or S3ObjectStore(endpoint_url=config.endpoint_url, region=config.region),
                         Validator(default_fx().currencies), counters)
+
+
+def speed_path(config: LandingConfig) -> SpeedPath | None:
+    """The MSK landing function's speed path (ADR 0014): on whenever a metrics table is set."""
+    if not config.metrics_table:
+        return None
+    return SpeedPath(config.metrics_table, default_fx(), endpoint_url=config.endpoint_url, region=config.region)

@@ -1,4 +1,5 @@
-"""MSK landing processor (Lambda, MSK event source): Kafka records -> bronze + quarantine.
+"""MSK landing processor (Lambda, MSK event source): Kafka records -> bronze + quarantine, and the
+speed path's provisional realtime minutes in DynamoDB (``lambdas.common.speed_path``, ADR 0014).
 
 Thin: parse the MSK event (Powertools ``KafkaEvent``), call ``lambdas.common.kafka_landing``, publish
 metrics (EMF) and return a summary. Settings are read once, at the first invocation, into a frozen
@@ -17,13 +18,13 @@ from aws_lambda_powertools.utilities.data_classes import KafkaEvent, event_sourc
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dataforge.settings import Settings
+from dataforge.telemetry import FRESHNESS_METRIC
 from lambdas.common.kafka_landing import BatchResult, KafkaLanding
 from lambdas.common.lazy import Lazy
-from lambdas.common.observability import FRESHNESS_METRIC
 from lambdas.common.observability import logger as make_logger
 from lambdas.common.observability import metrics as make_metrics
 from lambdas.common.storage import ObjectStore
-from lambdas.common.wiring import landing_parts
+from lambdas.common.wiring import landing_parts, speed_path
 
 SERVICE = "msk-landing"
 logger = make_logger(SERVICE)
@@ -34,8 +35,9 @@ Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
 def build_landing(settings: Settings | None = None, store: ObjectStore | None = None) -> KafkaLanding:
-    """The production wiring (``landing_parts``)."""
-    return KafkaLanding(*landing_parts(settings, store))
+    """The production wiring (``landing_parts``), with the speed path when a metrics table is set."""
+    parts = landing_parts(settings, store)
+    return KafkaLanding(*parts, speed=speed_path(parts.config))
 
 
 def _publish(result: BatchResult) -> None:

@@ -54,13 +54,20 @@ def write_quarantine(spark: SparkSession, settings: Settings, rows: DataFrame, k
     return count
 
 
-def upsert_realtime(settings: Settings, minutes: DataFrame) -> int:
-    """Whole-item upserts of realtime minute rows (ADR 0001 keys): idempotent."""
+def _aware(ts: datetime) -> datetime:
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts  # the Glue/local sessions run in UTC
+
+
+def upsert_realtime(settings: Settings, minutes: DataFrame, as_of: datetime | None = None) -> int:
+    """Whole-item upserts of realtime minute rows (ADR 0001 keys): idempotent. These are the *final*
+    minutes (ADR 0014); ``as_of``, the newest Kafka timestamp of the micro-batch, tells the API which
+    speed-path counts Spark has seen; ``newest_event_time``, when the rows carry it, feeds freshness."""
     table = runtime.dynamodb_table(settings)
     count = 0
+    columns = set(minutes.columns)
     with table.batch_writer(overwrite_by_pkeys=[serving.PK, serving.SK]) as batch:
         for row in minutes.collect():
-            minute = row["minute"].replace(tzinfo=UTC) if row["minute"].tzinfo is None else row["minute"]
+            minute = _aware(row["minute"])
             item: serving.RealtimeItem = {
                 "pk": serving.realtime_pk(minute), "sk": serving.realtime_sk(minute),
                 "minute": serving.realtime_sk(minute),
@@ -68,12 +75,18 @@ def upsert_realtime(settings: Settings, minutes: DataFrame) -> int:
                 "declined_count": int(row["declined_count"]), "volume_usd": row["volume_usd"],
                 "decline_rate": row["decline_rate"],
             }
-            batch.put_item(Item=serving.without_none(dict(item)))
+            extra: dict[str, object] = {}
+            if as_of is not None:
+                extra["as_of"] = serving.instant(_aware(as_of))
+            if "newest_event_time" in columns and row["newest_event_time"] is not None:
+                extra["newest_event_time"] = serving.instant(_aware(row["newest_event_time"]))
+            batch.put_item(Item=serving.without_none({**item, **extra}))
             count += 1
     return count
 
 
-def refresh_realtime(spark: SparkSession, settings: Settings, touched: Iterable[datetime]) -> int:
+def refresh_realtime(spark: SparkSession, settings: Settings, touched: Iterable[datetime],
+                     as_of: datetime | None = None) -> int:
     """Recompute the touched minutes from silver (deduplicated) and upsert them: the items are a
     pure function of silver, so a retried or late micro-batch converges to the same values."""
     from pyspark.sql import functions as F
@@ -90,7 +103,11 @@ def refresh_realtime(spark: SparkSession, settings: Settings, touched: Iterable[
     wanted = spark.createDataFrame([(m,) for m in minutes], "minute timestamp")
     scoped = silver.withColumn("minute", F.date_trunc("minute", F.col("event_time"))).join(
         F.broadcast(wanted), "minute", "left_semi").drop("minute")
-    return upsert_realtime(settings, kpis.realtime_minutes(dedupe.dedupe_earliest(scoped, dedupe.SILVER_ORDER)))
+    deduped = dedupe.dedupe_earliest(scoped, dedupe.SILVER_ORDER)
+    newest = (deduped.filter(F.col("event_type") == "payment")
+              .groupBy(F.date_trunc("minute", F.col("event_time")).alias("minute"))
+              .agg(F.max("event_time").alias("newest_event_time")))
+    return upsert_realtime(settings, kpis.realtime_minutes(deduped).join(newest, "minute", "left"), as_of)
 
 
 def to_date(text: str) -> date:

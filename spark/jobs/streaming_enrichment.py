@@ -1,4 +1,4 @@
-"""Glue streaming job: Kafka ``transactions`` -> silver (append) + realtime minute items in DynamoDB.
+"""Glue streaming job: Kafka ``transactions`` -> silver (append) + final realtime minute items in DynamoDB.
 
     streaming_enrichment [--trigger availableNow | --trigger "processingTime=30 seconds"]
                          [--checkpoint_location s3://...] [--dedupe_delay "1 hour"]
@@ -8,8 +8,10 @@ Per micro-batch (``foreachBatch``): records failing the contract are counted and
 Lambda quarantines them: it is the system of record for raw data); valid ones, deduplicated by
 ``event_id`` within a watermark on ingest (Kafka) time, are enriched; those without an FX rate go to
 quarantine ``enrichment/job=streaming/batch=<id>/``, the rest are appended to silver; the minutes the
-batch touched are recomputed from silver and upserted. A commit marker per batch id makes a retried
-batch skip the appends it already made (Spark replays an uncommitted batch with the same id).
+batch touched are recomputed from silver and upserted as final, with the batch's newest Kafka timestamp
+(``as_of``: the API then prefers them to the speed path's provisional minutes, ADR 0014). A commit
+marker per batch id makes a retried batch skip the appends it already made (Spark replays an
+uncommitted batch with the same id).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any, Final
 
 from dataforge.settings import Settings
-from spark import runtime
+from spark import kafka, runtime
 from spark.jobs import common
 from spark.transforms import dedupe, enrich, validate
 
@@ -45,8 +47,7 @@ def source(spark: SparkSession, settings: Settings, starting_offsets: str, max_o
     from pyspark.sql import functions as F
 
     reader = (spark.readStream.format("kafka")
-              .option("kafka.bootstrap.servers", settings.require("kafka_bootstrap_servers"))
-              .option("subscribe", settings.kafka_topic)
+              .options(**kafka.source_options(settings))
               .option("startingOffsets", starting_offsets)
               .option("failOnDataLoss", "false"))
     if max_offsets:
@@ -73,8 +74,11 @@ class BatchWriter:
 
         spark = batch.sparkSession
         batch = batch.persist()
-        counts = {r["ok"]: r["n"] for r in batch.groupBy(F.col("reason").isNull().alias("ok"))
-                  .agg(F.count(F.lit(1)).alias("n")).collect()}
+        groups = (batch.groupBy(F.col("reason").isNull().alias("ok"))
+                  .agg(F.count(F.lit(1)).alias("n"), F.max("ingested_at").alias("as_of")).collect())
+        counts = {r["ok"]: r["n"] for r in groups}
+        # the newest Kafka timestamp of the batch: the speed-path counts up to it are in these final minutes
+        as_of = max((r["as_of"] for r in groups if r["as_of"] is not None), default=None)
         fx, merchants = common.reference_frames(spark)
         enriched = enrich.enrich(validate.valid(batch), fx, merchants).persist()
         silver = enrich.silver_rows(enriched)
@@ -91,7 +95,7 @@ class BatchWriter:
             runtime.touch(spark, marker, str(silver_rows))
         touched = [r["minute"] for r in silver.filter(F.col("event_type") == "payment")
                    .select(F.date_trunc("minute", "event_time").alias("minute")).distinct().collect()]
-        minutes = common.refresh_realtime(spark, self.settings, touched)
+        minutes = common.refresh_realtime(spark, self.settings, touched, as_of)
         enriched.unpersist()
         batch.unpersist()
         batch_metrics = {"valid": counts.get(True, 0), "invalid_skipped": counts.get(False, 0),

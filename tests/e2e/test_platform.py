@@ -12,6 +12,7 @@ traffic `dataforge run` keeps flowing while it serves makes the realtime metrics
 from __future__ import annotations
 
 import gzip
+import json
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -155,6 +156,37 @@ def test_rerunning_the_jobs_changes_nothing(platform: tuple[Settings, PipelineRe
     assert after == before
     assert spark.read.parquet(f"s3://{settings.require('silver_bucket')}/transactions/").count() == silver_before
     assert again.spark["streaming"].get("silver_rows", 0) == 0  # nothing new on the topic
+
+
+def test_reconcile_is_exact_after_the_run(platform: tuple[Settings, PipelineReport],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """`dataforge reconcile` explains every count of every date the run produced (before the live traffic)."""
+    from typer.testing import CliRunner
+
+    from devkit.cli import app
+    from devkit.cli.reconcile import sources_for
+    from devkit.reconcile import reconcile
+
+    settings, report = platform
+    valid = sum(e.is_valid for e in _events(CONFIG.stream_events, CONFIG.seed) + _events(
+        CONFIG.file_events, CONFIG.seed + 1))
+    results = [reconcile(settings, day, sources_for(settings)) for day in report.dates]
+    for result in results:
+        assert not result.unexplained, result.unexplained
+        assert result.counts["landing lag (all dates)"] == 0
+        assert result.counts["DynamoDB KPI items"] > 0
+    assert sum(r.counts["bronze records"] for r in results) == valid
+    assert sum(r.counts["realtime minutes"] for r in results) > 0
+
+    for name, value in local_environment(endpoint_url=settings.endpoint_url or "", prefix=settings.name_prefix,
+                                         kafka_bootstrap_servers=settings.kafka_bootstrap_servers or "").items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv(envvars.KAFKA_TOPIC, settings.kafka_topic)
+    shown = CliRunner().invoke(app, ["reconcile", "--date", report.dates[-1].isoformat(), "--json"])
+    assert shown.exit_code == 0, shown.output
+    body = json.loads(shown.stdout)
+    assert body["exact"] is True
+    assert body["counts"]["bronze records"] == results[-1].counts["bronze records"]
 
 
 def _realtime(settings: Settings) -> dict[str, Any]:

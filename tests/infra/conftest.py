@@ -18,7 +18,9 @@ STACKS = ("dev", "staging", "prod")
 ROOT = Path(__file__).resolve().parents[2]
 SNAPSHOT_PATHS = ("Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.staging.yaml", "Pulumi.prod.yaml", "dataforge", "lambdas",
                   "spark", "chalice_api",
-                  "chalice_api/.chalice/config.json")  # the API's Chalice config (the copy skips .chalice's builds)
+                  "chalice_api/.chalice/config.json",  # the API's Chalice config (the copy skips .chalice's builds)
+                  "build/maven/msk-iam/pom.xml",  # the streaming job's --extra-jars (infra.artifacts.msk_iam_jars)
+                  "data/reference")  # the merchants and FX rates the core layer and the Glue zip package
 
 
 @pytest.fixture(scope="session")

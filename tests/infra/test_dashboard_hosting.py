@@ -24,7 +24,7 @@ from devkit.dashboard_image import (
     first_deploy_targets,
     image_tag,
 )
-from devkit.rehearse.dashboard import internet_route_problems, static_problems, wiring
+from devkit.rehearse.dashboard import EGRESS_RULE, internet_route_problems, static_problems, wiring
 from infra.components.dashboard import CONTAINER_PORT, ORIGIN_VARIABLE, PORT_VARIABLE
 from infra.errors import InfraConfigError
 from infra.plan import Rendered
@@ -54,7 +54,9 @@ def test_one_port_from_the_image_to_the_target_group(stack: Rendered) -> None:
     assert environment(stack)[PORT_VARIABLE] == str(CONTAINER_PORT)  # what the task's command serves on
     assert (w.container_port, w.service_container_port, w.target_port, w.health_port) == (CONTAINER_PORT,) * 4
     assert '--port "$PORT"' in final.cmd[-1]
-    assert stack.by_name("dashboard-task-sg").inputs["ingress"][0]["fromPort"] == CONTAINER_PORT
+    ingress = stack.by_name("dashboard-task-ingress").inputs
+    assert (ingress["fromPort"], ingress["toPort"]) == (CONTAINER_PORT, CONTAINER_PORT)
+    assert ingress["referencedSecurityGroupId"] == "dashboard-alb-sg-id"
 
 
 def test_the_allowed_websocket_origin_is_the_hostname_browsers_open(stack: Rendered) -> None:
@@ -85,9 +87,10 @@ def test_the_tasks_reach_the_public_api_through_a_nat_gateway_of_their_zone(stac
 
 
 def test_only_the_dashboard_tasks_may_leave_the_vpc(stack: Rendered) -> None:
-    open_egress = {r.name for r in stack.of_type("aws:ec2/securityGroup:SecurityGroup")
-                   if any("0.0.0.0/0" in (rule.get("cidrBlocks") or []) for rule in r.inputs.get("egress") or [])}
-    assert open_egress == {"dashboard-task-sg"}
+    open_egress = {r.inputs["securityGroupId"] for r in stack.of_type(EGRESS_RULE)
+                   if r.inputs.get("cidrIpv4") == "0.0.0.0/0"}
+    assert open_egress == {"dashboard-task-sg-id"}
+    assert not [r.name for r in stack.of_type("aws:ec2/securityGroup:SecurityGroup") if r.inputs.get("egress")]
 
 
 def test_a_route_problem_is_found() -> None:
@@ -282,8 +285,9 @@ def _minimal_route_stack() -> dict[str, Any]:
         _resource("aws:lb/targetGroup:TargetGroup", "dashboard-targets", port=5006,
                   healthCheck={"path": "/liveness", "port": "traffic-port", "matcher": "200"}),
         _resource("aws:lb/listener:Listener", "dashboard-https", port=443, protocol="HTTPS"),
-        _resource(f"{ec2}securityGroup:SecurityGroup", "task-sg",
-                  egress=[{"protocol": "tcp", "fromPort": 443, "toPort": 443, "cidrBlocks": ["0.0.0.0/0"]}]),
+        _resource(f"{ec2}securityGroup:SecurityGroup", "task-sg"),
+        _resource(EGRESS_RULE, "task-egress", securityGroupId="task-sg-id", ipProtocol="tcp", fromPort=443,
+                  toPort=443, cidrIpv4="0.0.0.0/0"),
         _resource(f"{ec2}routeTable:RouteTable", "private-rt"),
         _resource(f"{ec2}routeTableAssociation:RouteTableAssociation", "private-rta", subnetId="private-0-id",
                   routeTableId="private-rt-id"),

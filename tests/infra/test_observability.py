@@ -137,8 +137,8 @@ def base_name(rendered: Rendered) -> str:
 
 
 def runbook_section(role: str) -> str:
-    """The runbook section of an alarm: its role, with a Lambda alarm's per-function index as ``N``."""
-    return re.sub(r"^lambda-\d+-", "lambda-N-", role)
+    """The runbook section of an alarm: its role, with a Lambda alarm's function role as ``<function>``."""
+    return re.sub(r"^lambda-.+-(errors|throttles)$", r"lambda-<function>-\1", role)
 
 
 def runbook_sections() -> set[str]:

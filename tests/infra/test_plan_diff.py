@@ -56,8 +56,18 @@ def test_diff_dev_to_prod_shows_the_configured_differences_and_nothing_else(stac
         "aws:ec2/routeTable:RouteTable::network-private-2-rt", "aws:ec2/eip:Eip::network-nat-2-eip",
         "aws:ec2/natGateway:NatGateway::network-nat-2", "aws:ec2/route:Route::network-private-2-egress",
         "aws:sns/topicSubscription:TopicSubscription::observability-email-0",
+        "aws:msk/topic:Topic::streaming-topic-transactions",  # MSK's topic API: provisioned clusters only
     }
-    assert set(result.removed) == {"aws:msk/serverlessCluster:ServerlessCluster::streaming-cluster"}
+    # serverless: the topics are created by the kafka-topics function, run by an Invocation
+    topics_function = {"aws:cloudwatch/logGroup:LogGroup::streaming-topics-logs",
+                       "aws:iam/role:Role::streaming-topics-role",
+                       "aws:iam/rolePolicy:RolePolicy::streaming-topics-role-policy",
+                       "aws:lambda/function:Function::streaming-topics-function",
+                       "aws:lambda/layerVersion:LayerVersion::streaming-topics-layer",
+                       "aws:lambda/invocation:Invocation::streaming-topics-invocation",
+                       "dataforge:functions:Function::streaming-topics"}
+    assert set(result.removed) == {"aws:msk/serverlessCluster:ServerlessCluster::streaming-cluster",
+                                   *topics_function}
     unexpected = [(c.address, path) for c in result.changed for path, _, _ in c.properties
                   if not EXPECTED_DEV_PROD.match(path)]
     assert unexpected == []

@@ -12,7 +12,8 @@ For each consumer -> dependency pair the stack implies, a path exists:
 - a Glue job's network connection -> its security group's own members on every TCP port (AWS Glue developer
   guide: a self-referencing inbound rule), the brokers, and the AWS services its role uses (S3, the Glue API,
   DynamoDB, logs, metrics ...).
-- a Lambda function in the VPC -> the AWS services its role uses (S3, DynamoDB, SNS, ...).
+- a Lambda function in the VPC -> the AWS services its role uses (S3, DynamoDB, SNS, ...), and -> the brokers
+  on the IAM port when its environment names them (the kafka-topics function on MSK Serverless).
 - the internet -> the dashboard's load balancer (80, 443) -> its tasks (container port); the tasks -> the API's
   public endpoint (HTTPS to 0.0.0.0/0 through a NAT gateway whose subnet routes to an internet gateway).
 
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from dataforge import envvars
 from infra.components.network import KAFKA_IAM_PORT
 from infra.plan import Rendered, Resource
 
@@ -265,11 +267,16 @@ def _glue_paths(stack: Rendered, net: Network, found: dict[str, list[str]]) -> N
 
 
 def _function_paths(stack: Rendered, net: Network, found: dict[str, list[str]]) -> None:
+    brokers, broker_subnets = _cluster(stack)
     for function in stack.of_type("aws:lambda/function:Function"):
         vpc = function.inputs.get("vpcConfig")
         if not vpc:
             continue  # outside the VPC the function reaches AWS services over Lambda's own network
         groups, subnets = list(vpc["securityGroupIds"]), list(vpc["subnetIds"])
+        # A function told the bootstrap brokers connects to them itself (the kafka-topics function).
+        if envvars.KAFKA_BOOTSTRAP_SERVERS in ((function.inputs.get("environment") or {}).get("variables") or {}):
+            found[f"{function.name} -> MSK:{KAFKA_IAM_PORT}"] = net.to_groups(groups, subnets, KAFKA_IAM_PORT,
+                                                                              brokers, broker_subnets)
         # The role's sqs (the on-failure destination) and kafka-cluster actions are the event source mapping's,
         # checked above; its logs go out through Lambda's own network, not the function's interfaces.
         for service in sorted(_services_of_role(stack, function.inputs["role"], skip=frozenset({"sqs", "logs"}))):
@@ -325,15 +332,14 @@ def test_nothing_else_is_open(stack: Rendered) -> None:
     assert [d.inputs.get("ingress") or d.inputs.get("egress") for d in default] == [None]
 
 
-def test_no_group_mixes_inline_and_standalone_rules(stack: Rendered) -> None:
+def test_every_rule_is_a_standalone_vpc_rule(stack: Rendered) -> None:
     """pulumi-aws, aws.ec2.SecurityGroup: inline rules and standalone rule resources on one group conflict (a
     refresh folds the standalone ones into the inline list and the next update removes them)."""
     standalone = {r.inputs["securityGroupId"] for t in (SG_RULE, INGRESS, EGRESS) for r in stack.of_type(t)}
     inline = {f"{g.name}-id" for g in stack.of_type(SG) if g.inputs.get("ingress") or g.inputs.get("egress")}
     assert inline & standalone == set()
-    # Every group of the platform's network has standalone rules only; the dashboard's task group keeps its
-    # inline form (the dashboard rehearsal reads it), alone on that group.
-    assert inline <= {"dashboard-task-sg-id"}
+    # One form for every rule: standalone aws.vpc rules, on every group.
+    assert inline == set()
     assert stack.of_type(SG_RULE) == []
 
 
@@ -347,6 +353,7 @@ def _without(stack: Rendered, *names: str) -> Rendered:
     (("network-kafka-to-self",), f"ingestion-msk-mapping -> MSK:{KAFKA_IAM_PORT}"),
     (("network-kafka-to-endpoints",), "ingestion-msk-mapping -> sqs"),
     (("network-compute-to-kafka",), f"processing-streaming-enrichment -> MSK:{KAFKA_IAM_PORT}"),
+    (("network-kafka-from-compute",), f"streaming-topics-function -> MSK:{KAFKA_IAM_PORT}"),
     (("network-s3-egress",), "ingestion-msk-landing-function -> s3"),
     (("network-dynamodb-egress",), "ingestion-msk-landing-function -> dynamodb"),
     (("network-compute-to-endpoints",), "processing-streaming-enrichment -> glue"),

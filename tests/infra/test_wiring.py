@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -59,7 +60,8 @@ def test_msk_event_source_mapping_uses_config_and_has_an_on_failure_destination(
 def test_msk_mapping_bounds_retries_and_waits_for_its_topic(stack: Rendered) -> None:
     """Lambda documents MaximumRetryAttempts and BisectBatchOnFunctionError for Kafka mappings in provisioned
     mode ("Configuring error handling controls for Kafka event sources"); a failed batch then goes to the
-    on-failure destination. The mapping names the topic that the stack creates, so it is created after it."""
+    on-failure destination. The mapping names the topic that the stack creates, so it is created after it: after
+    the aws.msk.Topic on a provisioned cluster, after the kafka-topics function's Invocation on MSK Serverless."""
     mapping = stack.by_name("ingestion-msk-mapping")
     assert mapping.inputs["maximumRetryAttempts"] == MAX_RETRY_ATTEMPTS
     assert 0 <= MAX_RETRY_ATTEMPTS <= 10
@@ -67,8 +69,12 @@ def test_msk_mapping_bounds_retries_and_waits_for_its_topic(stack: Rendered) -> 
     assert mapping.inputs["provisionedPollerConfig"] == {"minimumPollers": MIN_POLLERS, "maximumPollers": MAX_POLLERS}
     assert mapping.inputs["destinationConfig"]["onFailure"]["destinationArn"].startswith("arn:aws:sqs:")
     topics = [r for r in stack.resources if r.type == "aws:msk/topic:Topic"]
-    assert [f"{t.type}::{t.name}" for t in topics if t.inputs["name"] in mapping.inputs["topics"]] == [
-        d for d in mapping.dependencies if d.startswith("aws:msk/topic:Topic::")] != []
+    invocations = [json.loads(r.inputs["input"]) | {"address": f"{r.type}::{r.name}"}
+                   for r in stack.resources if r.type == "aws:lambda/invocation:Invocation"]
+    creators = [f"{t.type}::{t.name}" for t in topics if t.inputs["name"] in mapping.inputs["topics"]] + [
+        i["address"] for i in invocations if {t["name"] for t in i["topics"]} & set(mapping.inputs["topics"])]
+    assert creators == [d for d in mapping.dependencies
+                        if d.startswith(("aws:msk/topic:Topic::", "aws:lambda/invocation:Invocation::"))] != []
 
 
 def test_batch_landing_is_notified_by_the_landing_bucket(stack: Rendered) -> None:

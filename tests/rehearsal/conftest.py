@@ -16,6 +16,13 @@ def rendered(request: pytest.FixtureRequest) -> Rendered:
     return render(request.param)
 
 
+GLUE_STACKS = ("dev",)
+"""The stacks whose shared rehearsal includes the Glue job runs (one Spark process, minutes of CPU): the
+suite rehearses dev's; ``dataforge rehearse`` runs every stack's."""
+
+
 @pytest.fixture(scope="session")
-def report(rendered: Rendered) -> Report:
-    return rehearse(rendered.stack, rendered=rendered)
+def report(request: pytest.FixtureRequest, rendered: Rendered) -> Report:
+    glue = rendered.stack in GLUE_STACKS
+    kafka = request.getfixturevalue("kafka_broker").bootstrap_servers if glue else None
+    return rehearse(rendered.stack, rendered=rendered, glue=glue, kafka_bootstrap_servers=kafka)

@@ -138,10 +138,13 @@ def test_realtime_windows(api_client: Any) -> None:
     status, body = get(api_client, "/v1/realtime")
     assert status == 200
     assert len(body["items"]) == 60
-    assert body["freshness_seconds"] == 15
+    # the age of the newest event time counted (12:30:10 at 12:30:15), not of the minute's start
+    assert body["newest_event_time"] == "2024-01-03T12:30:10.000Z"
+    assert body["freshness_seconds"] == 5.0
+    assert body["pipeline_lag_seconds"] == 3.0
     assert body["items"][-1]["minute"] == "2024-01-03T12:30Z"
     assert body["items"][0]["minute"] == "2024-01-03T11:31Z"
-    assert body["items"][-1] == {"minute": "2024-01-03T12:30Z", "txn_count": 10, "approved_count": 9,
+    assert body["items"][-1] == {"minute": "2024-01-03T12:30Z", "status": "final", "txn_count": 10, "approved_count": 9,
                                  "declined_count": 1, "volume_usd": "100.25", "decline_rate": "0.1000"}
     assert len(get(api_client, "/v1/realtime?minutes=1")[1]["items"]) == 1
     day = get(api_client, "/v1/realtime?minutes=1440")[1]["items"]  # two partitions: 2024-01-02 and -03

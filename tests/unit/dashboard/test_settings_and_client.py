@@ -28,7 +28,7 @@ def test_settings_read_once_from_the_env_var_names() -> None:
         "http://api:9000", 1.5, 30.0)
     assert "sekrit-42" not in repr(settings)  # the key is never logged
     defaults = DashboardSettings.from_env({envvars.API_KEY: "k"})
-    assert (defaults.realtime_refresh_seconds, defaults.daily_refresh_seconds) == (2.0, 60.0)
+    assert (defaults.realtime_refresh_seconds, defaults.daily_refresh_seconds) == (1.0, 60.0)  # ADR 0014
 
 
 @pytest.mark.parametrize("env", [{}, {envvars.API_KEY: "k", envvars.REALTIME_REFRESH_SECONDS: "fast"},

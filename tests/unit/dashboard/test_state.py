@@ -73,6 +73,14 @@ def test_status_is_stale_when_the_api_fails_or_the_data_lags() -> None:
     assert empty.stale
 
 
+def test_the_indicator_shows_the_newest_event_time_its_age_and_the_pipeline_lag() -> None:
+    status = status_of(NOW, last_success=NOW, last_error=None, freshness_seconds=1.4, data_stale_seconds=300,
+                       newest_event_time="2024-01-01T11:59:58.600Z", lag_seconds=0.9)
+    assert "data freshness 1.4 s" in status.indicator
+    assert "pipeline lag 0.9 s" in status.indicator
+    assert "newest event 2024-01-01 11:59:58.600 UTC" in status.indicator
+
+
 def test_csv_and_runbook_links() -> None:
     assert rows_to_csv(["a", "b"], [[1, None], ["x,y", "2.50"]]) == 'a,b\n1,\n"x,y",2.50\n'
     base = "docs/runbooks/incident_response.md"
