@@ -26,7 +26,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 NATIVE_SOURCES := native/Cargo.toml native/Cargo.lock native/pyproject.toml native/dataforge_native.pyi \
                   $(wildcard native/src/*.rs)
 
-.PHONY: help setup deps jars chromium run test test-unit test-native test-integration fuzz lint typecheck layers check bench services-up services-down clean
+.PHONY: help setup deps jars toxiproxy chromium faketime run test test-unit test-native test-integration chaos fuzz lint typecheck layers check bench services-up services-down clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -48,7 +48,13 @@ deps: $(STAMP) ## Python venv from the lock file (cached in .cache/uv)
 jars: deps ## Maven-resolved jars (Kafka broker, Spark connectors) into .cache/jars
 	@$(PY) -m devkit.local.maven
 
-setup: deps jars ## everything the platform needs
+# Shopify's Toxiproxy for the network-fault chaos experiments, built from the Go module proxy with the
+# machine's Go into .cache/toxiproxy (Go's caches in .cache/go); a no-op once built
+# (devkit/chaos/toxiproxy.py pins the version).
+toxiproxy: deps ## Toxiproxy (network faults for the chaos suite), built with Go into .cache/toxiproxy
+	@$(PY) -m devkit.chaos.toxiproxy
+
+setup: deps jars toxiproxy ## everything the platform needs
 
 # Debian's Chromium for the browser tests (Playwright drives it; no browser download). The .deb files
 # are kept in the ignored .cache/apt so a reinstall needs no network.
@@ -61,11 +67,28 @@ chromium: ## Debian's chromium for the browser tests (.deb files cached in .cach
 	  { $$SUDO apt-get update -qq && \
 	    $$SUDO apt-get install -y -qq -o Dir::Cache::archives=$(CHROMIUM_DEBS) chromium >/dev/null; }; }
 
+# Debian's libfaketime for the clock-skew chaos experiment (devkit/chaos/clock.py preloads it into a
+# producer or landing process). Same .deb cache as chromium; the tests skip with this command named when
+# the library is missing.
+faketime: ## Debian's libfaketime + faketime for the clock-skew experiment (.deb files cached in .cache/apt)
+	@ls /usr/lib/*/faketime/libfaketimeMT.so.1 >/dev/null 2>&1 || { \
+	  echo "==> installing Debian's libfaketime (clock-skew experiment)"; mkdir -p $(CHROMIUM_DEBS)/partial; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y -qq --no-download -o Dir::Cache::archives=$(CHROMIUM_DEBS) libfaketime faketime >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -qq && \
+	    $$SUDO apt-get install -y -qq -o Dir::Cache::archives=$(CHROMIUM_DEBS) libfaketime faketime >/dev/null; }; }
+
 run: setup ## set up, then run the embedded platform on sample data (API + dashboard)
 	@$(PY) -m devkit run
 
-test: setup chromium test-native ## set up, then run every test tier (Rust unit, then unit, integration, e2e)
+test: setup chromium faketime test-native ## set up, then run every test tier (Rust unit, then unit, integration, e2e, the chaos_ci subset)
 	@$(PY) -m pytest
+
+# The chaos suite: every experiment of tests/chaos (marker chaos). Plain pytest (make test) runs only the
+# chaos_ci subset, one bounded experiment per fault kind (tests/chaos/conftest.py deselects the rest);
+# bench/recovery.py prints the recovery figures of every experiment.
+chaos: setup faketime ## every chaos experiment (faults injected, exact reconciliation after)
+	@$(PY) -m pytest -m chaos tests/chaos
 
 test-native: deps ## the Rust unit tests of native/ (cargo test)
 	@cargo test --quiet --release --manifest-path native/Cargo.toml

@@ -1,5 +1,8 @@
 """Time to rehearse all three stacks (``dataforge rehearse``): render, artifact builds from a warm cache,
-the layer's x86-64 twin, a moto server per stack, every function from its artifacts (goal: 90 s here).
+the layers' x86-64 twins, a moto server and a Kafka broker per stack, every function from its artifacts
+with every trigger, the MSK IAM client checks, and every Glue job for every trigger action on local Spark
+(one Spark process per stack). Goal: 240 s here, what a reviewer waits for before approving a stack
+change; the Glue part (local Spark) is most of it.
 
     .venv/bin/python bench/rehearsal.py
 
@@ -11,7 +14,7 @@ from __future__ import annotations
 
 import time
 
-GOAL_SECONDS = 90.0
+GOAL_SECONDS = 240.0
 STACKS = ("dev", "staging", "prod")
 
 
@@ -25,7 +28,8 @@ def main() -> None:
     for stack in STACKS:
         report = rehearse(stack)
         green = sum(check.ok for check in report.checks)
-        print(f"{stack:8s} {report.seconds:6.2f} s  {green}/{len(report.checks)} checks green"
+        kinds = sorted({check.kind for check in report.checks})
+        print(f"{stack:8s} {report.seconds:6.2f} s  {green}/{len(report.checks)} checks green ({', '.join(kinds)})"
               f"{'' if report.ok else '  FAILED'}")
     total = time.perf_counter() - started
     print(f"rehearse all stacks: {total:.2f} s")

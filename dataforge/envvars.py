@@ -14,6 +14,8 @@ ENV: Final = "DATAFORGE_ENV"  # dev | staging | prod | local
 NAME_PREFIX: Final = "DATAFORGE_NAME_PREFIX"  # prefix of every resource name, e.g. "dataforge"
 AWS_REGION: Final = "AWS_REGION"
 AWS_ENDPOINT_URL: Final = "AWS_ENDPOINT_URL"  # set only on the embedded platform (moto server)
+# AWS_ENDPOINT_URL_<SERVICE> (e.g. AWS_ENDPOINT_URL_S3): one service's endpoint, over AWS_ENDPOINT_URL (dataforge.aws)
+AWS_ENDPOINT_URL_SERVICE_PREFIX: Final = "AWS_ENDPOINT_URL_"
 LOG_LEVEL: Final = "DATAFORGE_LOG_LEVEL"
 
 # --- lake -------------------------------------------------------------------------------------

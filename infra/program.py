@@ -19,12 +19,13 @@ from infra import artifacts, chalice_config, iam, tagging
 from infra.components.account import ApiGatewayAccount, ApiGatewayAccountArgs, caller, check_reserved_concurrency
 from infra.components.api import API_FUNCTION, Api, ApiArgs
 from infra.components.catalog import Catalog, CatalogArgs
+from infra.components.chaos import Chaos, ChaosArgs, lambda_extension
 from infra.components.dashboard import Dashboard, DashboardArgs
 from infra.components.dns import AliasArgs, CertificateArgs, DashboardAlias, DashboardCertificate, hosted_zone
 from infra.components.ingestion import Ingestion, IngestionArgs
 from infra.components.lake import Lake, LakeArgs
 from infra.components.network import Network, NetworkArgs, choose_zones
-from infra.components.observability import Observability, ObservabilityArgs, Watched
+from infra.components.observability import FRESHNESS_ALARM, Observability, ObservabilityArgs, Watched
 from infra.components.processing import Processing, ProcessingArgs, standard_jobs
 from infra.components.serving import Serving, ServingArgs
 from infra.components.streaming import Streaming, StreamingArgs, TopicsFunctionArgs
@@ -72,7 +73,8 @@ def build(s: StackSettings, source_root: Path | None = None) -> None:
     ingestion = Ingestion("ingestion", IngestionArgs(
         base_name=base, settings=s.ingestion,
         runtime=_runtime(bundle.functions, core_layer, {**platform, **_landing_environment(lake, streaming)}, lake, s),
-        lake=lake, streaming=streaming, serving=serving, network=network))
+        lake=lake, streaming=streaming, serving=serving, network=network,
+        fis_extension=(fis_extension := lambda_extension(s.chaos, lake[SupportBucket.ARTIFACTS].arn))))
     processing = Processing("processing", ProcessingArgs(
         base_name=base, settings=s.processing, jobs=standard_jobs(_glue_scripts(source_root)), core=bundle.core_zip,
         job_settings=_job_settings(platform, lake, streaming, serving), lake=lake, catalog=catalog,
@@ -112,6 +114,13 @@ def build(s: StackSettings, source_root: Path | None = None) -> None:
                         consumer_group=ingestion.consumer_group, api_name=api.rest_api_name,
                         landing_function=ingestion.landing_function_name),
         https_endpoint=pulumi.Config(NAMESPACE).require_secret("oncallHttpsEndpoint") if s.oncall_endpoint else None))
+    # AWS FIS experiment templates (docs/chaos_testing.md, "On AWS"), stopped by the data-freshness alarm
+    chaos = Chaos("chaos", ChaosArgs(
+        base_name=base, settings=s.chaos, log_retention_days=s.log_retention_days,
+        stop_alarm_arn=observability.alarm_arns[FRESHNESS_ALARM], cluster_name=dashboard.cluster_name,
+        service_name=dashboard.service_name, vpc_id=network.vpc_id, private_subnet_ids=network.private_subnet_ids,
+        kms_key_arn=lake.kms_key_arn, landing_function_arns=ingestion.landing_function_arns,
+        extension=fis_extension)) if s.chaos.fis else None
 
     outputs: dict[str, pulumi.Input[object]] = {
         "environment": s.env, "region": s.region, "kms_key_arn": lake.kms_key_arn,
@@ -132,6 +141,8 @@ def build(s: StackSettings, source_root: Path | None = None) -> None:
     }
     if api.api_key_value is not None:
         outputs["api_key"] = api.api_key_value
+    if chaos is not None:
+        outputs["fis_experiment_templates"] = chaos.template_ids
     for key, value in sorted(outputs.items()):
         pulumi.export(key, value)
 

@@ -239,6 +239,29 @@ class AlertsSettings(_Section, frozen=True):
         return to_json_rules(parse_rules(json.dumps(list(self.rules)) if self.rules else None))
 
 
+# The AWS FIS Lambda extension, published by AWS per region and architecture; its ARN is the value of the public
+# SSM parameter /aws/service/fis/lambda-extension/AWS-FIS-extension-arm64/1.x.x in the stack's region (FIS User
+# Guide, "Available versions of the AWS FIS extension for Lambda").
+_FIS_EXTENSION_LAYER: Final = re.compile(r"^arn:aws(?:-cn|-us-gov)?:lambda:(?P<region>[a-z0-9-]+):[0-9]{12}:layer:"
+                                         r"[A-Za-z0-9_-]+:[0-9]+$")
+
+
+class ChaosSettings(_Section, frozen=True):
+    """AWS Fault Injection Service experiment templates (``infra.components.chaos``, docs/chaos_testing.md).
+
+    ``fis`` declares the templates, their role and their log group: a template does nothing until someone
+    starts an experiment from it, but its role may stop the dashboard's tasks and cut the private subnets off,
+    so a stack asks for it explicitly (on in dev and staging, off in prod until a game day turns it on).
+    ``lambdaExtensionLayerArn`` adds the two Lambda templates: FIS injects Lambda faults only through its
+    extension, a layer AWS publishes, which the landing functions then carry with its wrapper and
+    configuration location (FIS User Guide, "Use the AWS FIS aws:lambda:function actions"). Empty (the
+    default), the functions stay as they are and no Lambda template is declared."""
+
+    fis: bool = False
+    action_minutes: Annotated[int, msgspec.Meta(ge=1, le=60)] = 5  # how long each fault lasts (FIS: PT1M..PT12H)
+    lambda_extension_layer_arn: str = ""
+
+
 # Provisioned MSK takes two or three client subnets, each in its own zone (two only in us-west-1):
 # https://docs.aws.amazon.com/msk/latest/developerguide/msk-create-cluster.html
 MSK_PROVISIONED_MAX_ZONES: Final = 3
@@ -297,6 +320,7 @@ class StackSettings(_Section, frozen=True):
     api: ApiSettings = msgspec.field(default_factory=ApiSettings)
     dashboard: DashboardSettings = msgspec.field(default_factory=DashboardSettings)
     alerts: AlertsSettings = msgspec.field(default_factory=AlertsSettings)
+    chaos: ChaosSettings = msgspec.field(default_factory=ChaosSettings)
 
     def __post_init__(self) -> None:
         _require(self.env in ENVIRONMENTS and self.env != "local",
@@ -309,6 +333,7 @@ class StackSettings(_Section, frozen=True):
                        f"{MSK_PROVISIONED_MAX_ZONES} client subnets at most (one per zone)")
         self._check_dashboard_tls()
         self._check_bucket_names()
+        self._check_chaos()
         _require(self.log_retention_days in LOG_RETENTION_DAYS,
                  f"{NAMESPACE}:logRetentionDays={self.log_retention_days} is not a CloudWatch retention value")
 
@@ -353,6 +378,21 @@ class StackSettings(_Section, frozen=True):
         if not d.certificate_arn and len(d.domain_name) > ACM_COMMON_NAME_MAX:
             self._fail("dashboard.domainName", f"{d.domain_name!r} is longer than the {ACM_COMMON_NAME_MAX} "
                        "characters ACM allows for a certificate's first domain name (RFC 5280 common name)")
+
+    def _check_chaos(self) -> None:
+        """The FIS Lambda extension is a layer of the stack's region (a function takes layers of its own region
+        only), and it serves only the Lambda templates, which ``chaos.fis`` declares."""
+        layer = self.chaos.lambda_extension_layer_arn
+        if not layer:
+            return
+        match = _FIS_EXTENSION_LAYER.fullmatch(layer)
+        if match is None or match["region"] != self.region:
+            self._fail("chaos.lambdaExtensionLayerArn", f"{layer!r} is not a Lambda layer version ARN in "
+                       f"{self.region}; take the value of `aws ssm get-parameter --name "
+                       f"/aws/service/fis/lambda-extension/AWS-FIS-extension-arm64/1.x.x --region {self.region}`")
+        if not self.chaos.fis:
+            self._fail("chaos.lambdaExtensionLayerArn", "the FIS Lambda extension serves the FIS experiment "
+                       "templates only: set chaos.fis: true as well, or remove the layer")
 
     def _check_bucket_names(self) -> None:
         """Every bucket name fits S3's rules in every account (the account id always has 12 digits)."""
@@ -406,7 +446,7 @@ class StackSettings(_Section, frozen=True):
 
 
 _SECTIONS: Final = ("network", "lake", "streaming", "ingestion", "processing", "serving", "api", "dashboard",
-                    "alerts")
+                    "alerts", "chaos")
 
 
 def load() -> StackSettings:

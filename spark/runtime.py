@@ -240,16 +240,16 @@ def read_table(spark: SparkSession, uri: str, table: schemas.Table, partition: d
 
 
 def _glue(settings: Settings) -> Any:
-    import boto3
+    from dataforge import aws
 
-    return boto3.session.Session(region_name=settings.region).client("glue", endpoint_url=settings.endpoint_url)
+    return aws.client("glue", endpoint_url=settings.endpoint_url, region=settings.region)
 
 
-def dynamodb_table(settings: Settings) -> Any:
-    import boto3
+def dynamodb_table(settings: Settings, session: Any = None) -> Any:
+    """The metrics table; ``session``: an injected ``boto3.Session`` (default: a new one)."""
+    from dataforge import aws
 
-    resource = boto3.session.Session(region_name=settings.region).resource(
-        "dynamodb", endpoint_url=settings.endpoint_url)
+    resource = aws.resource("dynamodb", session=session, endpoint_url=settings.endpoint_url, region=settings.region)
     return resource.Table(settings.require("metrics_table"))
 
 

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlparse
 
 import boto3
-from botocore.config import Config
 
 from chalicelib.cache import TtlCache
 from chalicelib.catalog import GlueCatalog
@@ -23,6 +22,7 @@ from chalicelib.errors import DependencyError
 from chalicelib.recording import NO_RECORDING, Recorder
 from chalicelib.repositories import AlertRepository, KpiRepository, RealtimeRepository
 from chalicelib.runner import AthenaLike, LocalEngine, QueryLimits, QueryRunner
+from dataforge import aws
 
 if TYPE_CHECKING:
     from mypy_boto3_athena import AthenaClient
@@ -35,7 +35,7 @@ EngineFactory = Callable[["Services"], LocalEngine]
 
 # One client serves every request thread: botocore's default pool (10 connections) would make
 # concurrent cache misses wait for, or churn, connections to DynamoDB.
-CLIENT_CONFIG = Config(max_pool_connections=64)
+MAX_POOL_CONNECTIONS = 64
 
 
 class Services:
@@ -62,8 +62,10 @@ class Services:
 
     def _client(self, service: str) -> Any:
         settings = self.config.settings
-        return self._once(service, lambda: self.session().client(  # type: ignore[call-overload]
-            service, endpoint_url=settings.endpoint_url, region_name=settings.region, config=CLIENT_CONFIG))
+        # retries: the one configuration of every runtime's clients (dataforge.aws)
+        return self._once(service, lambda: aws.client(
+            service, session=self.session(), endpoint_url=settings.endpoint_url, region=settings.region,
+            max_pool_connections=MAX_POOL_CONNECTIONS))
 
     def dynamodb(self) -> DynamoDBClient:
         client: DynamoDBClient = self._client("dynamodb")

@@ -13,6 +13,7 @@ from devkit.cli import generate as _generate
 from devkit.cli import infra as _infra
 from devkit.cli import ingest as _ingest
 from devkit.cli import jobs as _jobs
+from devkit.cli import quarantine as _quarantine
 from devkit.cli import reconcile as _reconcile
 from devkit.cli import rehearse as _rehearse
 from devkit.cli import run as _run
@@ -36,6 +37,8 @@ app.command("reconcile", help="Count every stage for one event date and explain 
             "(exit 1 on an unexplained one).")(_reconcile.reconcile)
 app.add_typer(_jobs.app, name="jobs", help="Run one Spark/Glue job (locally, or as a Glue job run on AWS).")
 app.add_typer(_ingest.app, name="ingest", help="Land Kafka records and batch files into bronze + quarantine.")
+app.add_typer(_quarantine.app, name="quarantine", help="Inspect the quarantine zone; replay quarantined records "
+              "once their cause is fixed.")
 app.command("plan", help="Render a stack's resources offline (Pulumi mocks, real stack config).")(_infra.plan)
 app.command("diff", help="Compare two stacks, or one stack at two git revisions, as Markdown.")(_infra.diff)
 app.command("rehearse", help="Run a stack's deployables from their artifacts, wired as the stack declares, "

@@ -224,6 +224,8 @@ class KafkaBroker(ManagedProcess):
         heap: JVM ``-Xmx``.
         jvm_options: other JVM flags (G1, C1-only compilation for a fast start).
         properties: ``server.properties`` overrides, applied last.
+        port, controller_port: fixed listener ports (default: free ports chosen at every start); fixed
+            ports let a restarted broker keep the address its clients know.
     """
 
     SERVICE = "Kafka broker"
@@ -240,8 +242,11 @@ class KafkaBroker(ManagedProcess):
         heap: str = DEFAULT_HEAP,
         jvm_options: Sequence[str] = DEFAULT_JVM_OPTIONS,
         properties: Mapping[str, str] | None = None,
+        port: int | None = None,
+        controller_port: int | None = None,
     ) -> None:
         super().__init__()
+        self._requested_ports = (port, controller_port)
         self.base_dir = (base_dir or state_dir() / "kafka").resolve()
         self.logs_dir = (logs_dir or default_logs_dir()).resolve()
         self.data_dir = self.base_dir / "data"
@@ -286,9 +291,10 @@ class KafkaBroker(ManagedProcess):
         if not jars:
             raise ServiceError("no jar to put on the Kafka broker's classpath")
         java = _java_executable()
-        self._port = free_port()
-        self._controller_port = free_port()
-        while self._controller_port == self._port:
+        requested, requested_controller = self._requested_ports
+        self._port = requested or free_port()
+        self._controller_port = requested_controller or free_port()
+        while self._controller_port == self._port and requested_controller is None:
             self._controller_port = free_port()
         self.base_dir.mkdir(parents=True, exist_ok=True)
         self.logs_dir.mkdir(parents=True, exist_ok=True)

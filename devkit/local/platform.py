@@ -18,7 +18,7 @@ API and the dashboard is the CLI's job (``dataforge run``), since those run unti
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -108,6 +108,14 @@ def produce(settings: Settings, config: PipelineConfig, report: PipelineReport, 
     report.dates = tuple(start.date() + timedelta(days=i) for i in range(days + 1))
 
 
+#: The local mapping's consumer: a member that crashed is noticed by the group coordinator after
+#: ``session.timeout.ms`` without heartbeats, and until then the group cannot hand its partitions to the
+#: restarted mapping (librdkafka CONFIGURATION.md: default 45000 ms, raised from 10 s by KIP-735 against
+#: spurious failures on busy cloud networks). On the one-machine embedded platform 10 s (within the broker's
+#: ``group.min.session.timeout.ms`` of 6 s) bounds that stall (tests/chaos, experiment ``mapping_sigkill``).
+MAPPING_CONSUMER_OVERRIDES: Final[Mapping[str, str | int | float | bool]] = {"session.timeout.ms": 10_000}
+
+
 def landing_group(settings: Settings) -> str:
     """The consumer group of the local event source mapping: one per environment (name prefix)."""
     return f"{settings.name_prefix}-landing"
@@ -121,7 +129,7 @@ def msk_mapping(settings: Settings) -> LocalEventSourceMapping:
 
     landing = msk_landing.build_landing(settings)
     esm = EsmConfig(settings.require("kafka_bootstrap_servers"), (settings.kafka_topic,),
-                    group_id=landing_group(settings))
+                    group_id=landing_group(settings), extra=MAPPING_CONSUMER_OVERRIDES)
     return LocalEventSourceMapping(esm, msk_landing.make_handler(lambda: landing))
 
 

@@ -113,3 +113,90 @@ def provision(rendered: Rendered, session: boto3.Session, endpoint_url: str) -> 
 
 def _created(_response: object, name: str) -> str:
     return name
+
+
+def _zip() -> bytes:
+    """A Lambda deployment package holding one empty module: the function's configuration is what the
+    runbook commands read (the rehearsal runs each function from its real artifact instead)."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("placeholder.py", "")
+    return buffer.getvalue()
+
+
+def provision_operations(rendered: Rendered, session: boto3.Session, endpoint_url: str) -> Provisioned:
+    """What the runbooks' ``aws`` commands read, created under the declared names: the CloudWatch alarms
+    (every declared input), dashboards and log groups, the Lambda functions' configurations (handler,
+    runtime, memory, timeout, environment, reserved concurrency; their roles by the ARN's name), the Glue
+    jobs and the REST API. Not the MSK event source mapping: moto refuses a Kafka ``EventSourceArn``.
+    Call after :func:`provision` (the alarms' topic exists then)."""
+    def client(service: str) -> Any:
+        return session.client(service, endpoint_url=endpoint_url)  # type: ignore[call-overload]
+
+    cloudwatch, logs, lambda_, iam, apigateway, glue = (
+        client(s) for s in ("cloudwatch", "logs", "lambda", "iam", "apigateway", "glue"))
+    done = Provisioned()
+    for resource in rendered.of_type("aws:cloudwatch/logGroup:LogGroup"):
+        logs.create_log_group(logGroupName=resource.inputs["name"])
+        done.add("log group", resource.inputs["name"])
+    for resource in rendered.of_type("aws:cloudwatch/metricAlarm:MetricAlarm"):
+        cloudwatch.put_metric_alarm(**_alarm(resource.inputs))
+        done.add("alarm", resource.inputs["name"])
+    for resource in rendered.of_type("aws:cloudwatch/dashboard:Dashboard"):
+        cloudwatch.put_dashboard(DashboardName=resource.inputs["dashboardName"],
+                                 DashboardBody=resource.inputs["dashboardBody"])
+        done.add("dashboard", resource.inputs["dashboardName"])
+    roles: set[str] = set()
+    for resource in rendered.of_type("aws:lambda/function:Function"):
+        inputs = resource.inputs
+        role = str(inputs["role"])
+        if role not in roles:
+            iam.create_role(RoleName=role.rsplit("/", 1)[-1], AssumeRolePolicyDocument=_LAMBDA_TRUST)
+            roles.add(role)
+        lambda_.create_function(
+            FunctionName=inputs["name"], Runtime=inputs["runtime"], Role=role, Handler=inputs["handler"],
+            Code={"ZipFile": _zip()}, Description=inputs.get("description", ""),
+            Timeout=int(inputs.get("timeout", 3)), MemorySize=int(inputs.get("memorySize", 128)),
+            Environment={"Variables": dict((inputs.get("environment") or {}).get("variables") or {})},
+            Architectures=list(inputs.get("architectures") or ["x86_64"]))
+        reserved = int(inputs.get("reservedConcurrentExecutions", -1))
+        if reserved >= 0:
+            lambda_.put_function_concurrency(FunctionName=inputs["name"], ReservedConcurrentExecutions=reserved)
+        done.add("function", inputs["name"])
+    for resource in rendered.of_type("aws:glue/job:Job"):
+        inputs = resource.inputs
+        command = inputs.get("command") or {}
+        glue.create_job(Name=inputs["name"], Role=inputs["roleArn"], GlueVersion=inputs.get("glueVersion", ""),
+                        Command={"Name": command.get("name", "glueetl"),
+                                 "ScriptLocation": command.get("scriptLocation", ""),
+                                 "PythonVersion": command.get("pythonVersion", "3")})
+        done.add("glue job", inputs["name"])
+    for resource in rendered.of_type("aws:apigateway/restApi:RestApi"):
+        apigateway.create_rest_api(name=resource.inputs["name"])
+        done.add("rest api", resource.inputs["name"])
+    return done
+
+
+_LAMBDA_TRUST = ('{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", '
+                 '"Principal": {"Service": "lambda.amazonaws.com"}}]}')
+
+
+def _alarm(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """``PutMetricAlarm`` arguments of a rendered ``aws.cloudwatch.MetricAlarm``."""
+    request: dict[str, Any] = {
+        "AlarmName": inputs["name"], "AlarmDescription": inputs.get("alarmDescription", ""),
+        "Namespace": inputs["namespace"], "MetricName": inputs["metricName"],
+        "Dimensions": [{"Name": k, "Value": str(v)} for k, v in (inputs.get("dimensions") or {}).items()],
+        "Period": int(inputs["period"]), "EvaluationPeriods": int(inputs["evaluationPeriods"]),
+        "Threshold": float(inputs["threshold"]), "ComparisonOperator": inputs["comparisonOperator"],
+        "TreatMissingData": inputs.get("treatMissingData", "missing"),
+        "AlarmActions": list(inputs.get("alarmActions") or []), "OKActions": list(inputs.get("okActions") or []),
+    }
+    if inputs.get("extendedStatistic"):
+        request["ExtendedStatistic"] = inputs["extendedStatistic"]
+    else:
+        request["Statistic"] = inputs["statistic"]
+    return request

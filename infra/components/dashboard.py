@@ -72,6 +72,8 @@ class Dashboard(pulumi.ComponentResource):
     repository_url: pulumi.Output[str]
     load_balancer_dns_name: pulumi.Output[str]  # the alias record's target (infra.components.dns)
     load_balancer_zone_id: pulumi.Output[str]
+    cluster_name: pulumi.Output[str]  # the ECS cluster and service the FIS stop-task template targets
+    service_name: pulumi.Output[str]
 
     def __init__(self, name: str, args: DashboardArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("dataforge:dashboard:Dashboard", name, None, opts)
@@ -181,7 +183,7 @@ class Dashboard(pulumi.ComponentResource):
         https = aws.lb.Listener(f"{name}-https", load_balancer_arn=alb.arn, port=443, protocol="HTTPS",
                                 ssl_policy=TLS_POLICY, certificate_arn=args.certificate_arn,
                                 default_actions=[{"type": "forward", "target_group_arn": target.arn}], opts=child)
-        aws.ecs.Service(
+        service = aws.ecs.Service(
             f"{name}-service", name=f"{args.base_name}-dashboard", cluster=cluster.arn, task_definition=task.arn,
             desired_count=args.settings.desired_count, launch_type="FARGATE",
             network_configuration={"subnets": list(args.network.private_subnet_ids), "security_groups": [task_sg.id],
@@ -191,4 +193,6 @@ class Dashboard(pulumi.ComponentResource):
             health_check_grace_period_seconds=HEALTH_CHECK_GRACE_SECONDS,
             deployment_circuit_breaker={"enable": True, "rollback": True},
             opts=pulumi.ResourceOptions(parent=self, depends_on=[https, *execution.ready, *task_role.ready]))
+        self.cluster_name = cluster.name
+        self.service_name = service.name
         return alb

@@ -12,6 +12,7 @@ import pulumi_aws as aws
 from dataforge import envvars, lake
 from dataforge.lake import Zone
 from infra import iam
+from infra.components.chaos import LambdaExtension
 from infra.components.functions import Function, FunctionArgs
 from infra.refs import FunctionRuntime, LakeRefs, NetworkRefs, ServingRefs, StreamingRefs
 from infra.settings import IngestionSettings
@@ -37,12 +38,16 @@ class IngestionArgs:
     streaming: StreamingRefs
     serving: ServingRefs  # per-batch counts in the metrics table, for the quarantine-ratio alert
     network: NetworkRefs
+    # FIS's Lambda extension (``chaos.lambdaExtensionLayerArn``): both landing functions carry it for the FIS
+    # Lambda fault templates (infra.components.chaos); None leaves them without it.
+    fis_extension: LambdaExtension | None = None
 
 
 class Ingestion(pulumi.ComponentResource):
     consumer_group: str  # the landing function's MSK consumer group
     landing_function_name: pulumi.Output[str]
     batch_function_name: pulumi.Output[str]
+    landing_function_arns: tuple[pulumi.Output[str], pulumi.Output[str]]  # MSK landing, batch landing
     dead_letter_queue_url: pulumi.Output[str]
     dead_letter_queue_name: pulumi.Output[str]
 
@@ -76,10 +81,16 @@ class Ingestion(pulumi.ComponentResource):
             stream_statements += iam.s3_write(landing_bucket.arn, STREAM_ARCHIVE_PREFIX)
         env = {**runtime.environment, envvars.ARCHIVE_RAW: "true" if sizing.archive_raw else "false",
                envvars.METRICS_TABLE: metrics_table.name}
+        layers: list[pulumi.Input[str]] = [runtime.core_layer_arn]
+        fis_statements: list[iam.Statement] = []
+        if args.fis_extension is not None:
+            env = {**env, **args.fis_extension.environment()}
+            layers.append(args.fis_extension.layer_arn)
+            fis_statements = args.fis_extension.statements()
         landing = Function(f"{name}-msk-landing", FunctionArgs(
             function_name=f"{args.base_name}-msk-landing", handler="lambdas.msk_landing.handler.handler",
-            code=runtime.code_of("msk_landing"), layers=[runtime.core_layer_arn], environment=env,
-            statements=stream_statements,
+            code=runtime.code_of("msk_landing"), layers=layers, environment=env,
+            statements=[*stream_statements, *fis_statements],
             log_retention_days=runtime.log_retention_days, kms_key_arn=runtime.kms_key_arn,
             memory_mb=sizing.memory_mb, timeout_seconds=sizing.timeout_seconds,
             reserved_concurrency=sizing.reserved_concurrency, subnet_ids=args.network.private_subnet_ids,
@@ -102,8 +113,8 @@ class Ingestion(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=landing.role.ready))
         batch = Function(f"{name}-batch-landing", FunctionArgs(
             function_name=f"{args.base_name}-batch-landing", handler="lambdas.batch_landing.handler.handler",
-            code=runtime.code_of("batch_landing"), layers=[runtime.core_layer_arn], environment=env,
-            statements=[*writes, *iam.s3_read(landing_bucket.arn, BATCH_PREFIX),
+            code=runtime.code_of("batch_landing"), layers=layers, environment=env,
+            statements=[*writes, *fis_statements, *iam.s3_read(landing_bucket.arn, BATCH_PREFIX),
                         iam.allow(["s3:GetObjectVersion"],
                                   [pulumi.Output.concat(landing_bucket.arn, "/", BATCH_PREFIX, "*")])],
             log_retention_days=runtime.log_retention_days, kms_key_arn=runtime.kms_key_arn,
@@ -124,6 +135,7 @@ class Ingestion(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[permission]))
         self.landing_function_name = landing.name
         self.batch_function_name = batch.name
+        self.landing_function_arns = (landing.arn, batch.arn)
         self.dead_letter_queue_url = dlq.url
         self.dead_letter_queue_name = dlq.name
         self.register_outputs({"landing_function": self.landing_function_name,

@@ -30,6 +30,8 @@ LANDING_SERVICE: Final = "msk-landing"
 dimension."""
 EVALUATOR_SCHEDULE: Final = "rate(1 minute)"
 EVALUATOR_ROLE: Final = "alert-evaluator"
+FRESHNESS_ALARM: Final = "data-freshness"
+"""The data-freshness alarm's role: the alarm the FIS experiment templates stop on (infra.components.chaos)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +89,7 @@ class Observability(pulumi.ComponentResource):
     topic_arn: pulumi.Output[str]
     dashboard_name: pulumi.Output[str]
     evaluator_function_name: pulumi.Output[str]
+    alarm_arns: dict[str, pulumi.Output[str]]  # by role ("data-freshness"): the FIS templates' stop condition
 
     def __init__(self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("dataforge:observability:Observability", name, None, opts)
@@ -162,18 +165,19 @@ class Observability(pulumi.ComponentResource):
             # ("notBreaching", CloudWatch User Guide, "Configuring how CloudWatch alarms treat missing
             # data"). A stalled consumer with events waiting is the msk-consumer-lag alarm's and the
             # Lambda errors alarms' to catch (docs/runbooks/cloudwatch_alarms.md, data-freshness).
-            Alarm("data-freshness", "newest landed event older than the freshness threshold", METRICS_NAMESPACE,
+            Alarm(FRESHNESS_ALARM, "newest landed event older than the freshness threshold", METRICS_NAMESPACE,
                   FRESHNESS_METRIC, freshness_dimensions(watched.landing_function),
                   alerts.freshness_minutes * 60, statistic="Maximum", periods=2),
         ]
+        self.alarm_arns = {}
         for alarm in alarms:
-            aws.cloudwatch.MetricAlarm(
+            self.alarm_arns[alarm.role] = aws.cloudwatch.MetricAlarm(
                 f"{name}-{alarm.role}", name=f"{args.base_name}-{alarm.role}", alarm_description=alarm.description,
                 namespace=alarm.namespace, metric_name=alarm.metric, dimensions=dict(alarm.dimensions),
                 statistic=None if alarm.extended else alarm.statistic, extended_statistic=alarm.extended,
                 period=alarm.period, evaluation_periods=alarm.periods, threshold=alarm.threshold,
                 comparison_operator=alarm.comparison, treat_missing_data=alarm.missing, alarm_actions=actions,
-                ok_actions=actions, opts=child)
+                ok_actions=actions, opts=child).arn
         glue_failures = aws.cloudwatch.EventRule(
             f"{name}-glue-failures", name=f"{args.base_name}-glue-failures",
             event_pattern=pulumi.Output.json_dumps({

@@ -18,6 +18,7 @@ import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from dataforge import aws
 from dataforge.alerts import parse_rules
 from dataforge.settings import Settings
 from lambdas.common.alerting import AlertEvaluator, AlertingConfig, RunResult
@@ -42,8 +43,8 @@ def build_evaluator(settings: Settings | None = None,
         topic_arn=settings.alerts_topic_arn, rules=parse_rules(settings.alert_rules),
     )
     session = boto3.session.Session(region_name=settings.region)
-    ddb = session.resource("dynamodb", endpoint_url=settings.endpoint_url, region_name=settings.region)
-    sns = session.client("sns", endpoint_url=settings.endpoint_url, region_name=settings.region)
+    ddb = aws.resource("dynamodb", session=session, endpoint_url=settings.endpoint_url, region=settings.region)
+    sns = aws.client("sns", session=session, endpoint_url=settings.endpoint_url, region=settings.region)
     return AlertEvaluator(config, metrics=ddb.Table(config.metrics_table), alerts=ddb.Table(config.alerts_table),
                           sns=sns, clock=clock)
 
@@ -61,8 +62,7 @@ def build_stopper(settings: Settings | None = None, clock: Callable[[], datetime
         if not workgroup:
             return None
         if not clients:
-            clients.append(boto3.session.Session(region_name=settings.region).client(
-                "athena", endpoint_url=settings.endpoint_url, region_name=settings.region))
+            clients.append(aws.client("athena", endpoint_url=settings.endpoint_url, region=settings.region))
         return stop_overdue_queries(clients[0], workgroup=workgroup, timeout_seconds=settings.query_timeout_seconds,
                                     now=clock())
 

@@ -12,10 +12,9 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from dataforge import serving
+from dataforge import aws, serving
 from lambdas.common.errors import StorageError
 
 _INGEST_DATE = re.compile(r"ingest_date=(\d{4}-\d{2}-\d{2})/")
@@ -38,8 +37,7 @@ class IngestCounters:
 
     def _ddb(self) -> Any:
         if self._client is None:
-            self._client = boto3.session.Session(region_name=self._region).client(
-                "dynamodb", endpoint_url=self._endpoint_url, region_name=self._region)
+            self._client = aws.client("dynamodb", endpoint_url=self._endpoint_url, region=self._region)
         return self._client
 
     def record(self, source: str, objects: Sequence[str], received: int, quarantined: int) -> None:

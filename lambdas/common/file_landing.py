@@ -23,7 +23,7 @@ import io
 import logging
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any, Final
 
@@ -191,6 +191,24 @@ def _read_csv(stream: IO[bytes], staging: _Staging) -> None:
         raise MalformedFileError(f"not UTF-8: {exc}") from exc
     except csv.Error as exc:
         raise MalformedFileError(f"not a readable CSV file: {exc}") from exc
+
+
+def judge_lines(position: FilePosition, validator: Validator,
+                records: Iterable[tuple[int, bytes]]) -> tuple[list[bytes], list[bytes]]:
+    """The bronze and the quarantine lines (each with its newline) that landing ``position`` writes for
+    ``records`` (line number, raw record): exactly the per-record step of ``FileLanding``, for a tool that
+    judges some records of a landed file again (``dataforge quarantine replay``)."""
+    staging = _Staging(position, validator)
+    try:
+        for line_no, raw in records:
+            staging.add(raw, line_no)
+        outputs = []
+        for spool in (staging.bronze, staging.quarantine):
+            body, _ = spool.finish()
+            outputs.append(gzip.decompress(body.read()).splitlines(keepends=True))
+        return outputs[0], outputs[1]
+    finally:
+        staging.close()
 
 
 def data_format(key: str) -> str:

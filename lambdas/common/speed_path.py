@@ -33,12 +33,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Final
 
-import boto3
 import msgspec
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from dataforge import serving
+from dataforge import aws, serving
 from dataforge.contract import from_epoch_us
 from dataforge.reference import FxTable
 from lambdas.common.errors import StorageError
@@ -172,8 +171,7 @@ class SpeedPath:
 
     def _ddb(self) -> Any:
         if self._client is None:
-            self._client = boto3.session.Session(region_name=self._region).client(
-                "dynamodb", endpoint_url=self._endpoint_url, region_name=self._region)
+            self._client = aws.client("dynamodb", endpoint_url=self._endpoint_url, region=self._region)
         return self._client
 
     def fold(self, topic: str, partition: int, last_offset: int, admitted: Sequence[ValidRecord]) -> int:

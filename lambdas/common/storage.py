@@ -17,6 +17,7 @@ import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
+from dataforge import aws
 from lambdas.common.errors import StorageError, SupersededObjectError
 
 if TYPE_CHECKING:
@@ -82,8 +83,8 @@ class S3ObjectStore:
     def client(self) -> S3Client:
         with self._lock:
             if self._client is None:
-                session = self._session or boto3.Session()
-                self._client = session.client("s3", endpoint_url=self._endpoint_url, region_name=self._region)
+                self._client = aws.client("s3", session=self._session, endpoint_url=self._endpoint_url,
+                                          region=self._region)
             return self._client
 
     def put(self, bucket: str, key: str, body: bytes) -> None:

@@ -28,9 +28,9 @@ DEFAULT_LATE_DAYS = 7
 
 def bronze_objects(settings: Settings, day: date, late_days: int = DEFAULT_LATE_DAYS) -> list[tuple[str, str]]:
     """``(key, etag)`` of every bronze object that may hold events of ``day``."""
-    import boto3
+    from dataforge import aws
 
-    s3 = boto3.session.Session(region_name=settings.region).client("s3", endpoint_url=settings.endpoint_url)
+    s3 = aws.client("s3", endpoint_url=settings.endpoint_url, region=settings.region)
     bucket = runtime.Lake(settings).bucket(lake.Zone.BRONZE)
     found: list[tuple[str, str]] = []
     for source in lake.Source:

@@ -23,10 +23,11 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 
-def run(spark: SparkSession, settings: Settings, day: date) -> dict[str, int]:
+def run(spark: SparkSession, settings: Settings, day: date, *, session: Any = None) -> dict[str, int]:
+    """Export gold of ``day``; ``session``: an injected ``boto3.Session`` for DynamoDB (default: a new one)."""
     where = runtime.Lake(settings)
     rows = [r.asDict() for r in runtime.read_table(spark, where.gold(day), schemas.GOLD_DAILY_KPIS, day).collect()]
-    table = runtime.dynamodb_table(settings)
+    table = runtime.dynamodb_table(settings, session)
     items = [item for row in rows for item in serving.kpi_items(row, day)]
     wanted = {(str(i["pk"]), str(i["sk"])) for i in items}
     stale: set[tuple[str, str]] = set()

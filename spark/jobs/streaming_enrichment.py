@@ -11,7 +11,13 @@ quarantine ``enrichment/job=streaming/batch=<id>/``, the rest are appended to si
 batch touched are recomputed from silver and upserted as final, with the batch's newest Kafka timestamp
 (``as_of``: the API then prefers them to the speed path's provisional minutes, ADR 0014). A commit
 marker per batch id makes a retried batch skip the appends it already made (Spark replays an
-uncommitted batch with the same id).
+uncommitted batch with the same id). A start marker, written before the first append, tells a replay
+of a batch whose run died between its silver append and its commit marker (a driver killed, tests/chaos
+experiment ``streaming_sigkill``): that replay appends only the rows whose Kafka-source ``event_id`` silver
+does not hold yet on the dates they touch, so silver never gets a row twice. Spark runs ``foreachBatch`` at
+least once per batch id (Structured Streaming programming guide, "Using Foreach and ForeachBatch":
+foreachBatch provides only at-least-once write guarantees; the batchId is the way to deduplicate the
+output for an exactly-once guarantee).
 """
 
 from __future__ import annotations
@@ -83,16 +89,27 @@ class BatchWriter:
         enriched = enrich.enrich(validate.valid(batch), fx, merchants).persist()
         silver = enrich.silver_rows(enriched)
         marker = f"{self.checkpoint}/sink_commits/{batch_id}"
+        started = f"{self.checkpoint}/sink_started/{batch_id}"
         if runtime.exists(spark, marker):
             logger.info("batch %d already written (retry): skipping the appends", batch_id)
             silver_rows = 0
             no_rate = 0
         else:
+            appended = silver
+            if runtime.exists(spark, started):
+                logger.warning("batch %d was cut short after it began appending: appending only the rows "
+                               "silver does not hold yet", batch_id)
+                appended = not_in_silver(spark, self.settings, silver)
+            else:
+                runtime.touch(spark, started)
             no_rate = common.write_quarantine(spark, self.settings, enrich.no_rate_rows(enriched),
                                               f"job=streaming/batch={batch_id:012d}", partitioned=False)
-            silver_rows = silver.count()
-            common.write_silver(spark, self.settings, silver, overwrite=False)
+            silver_rows = appended.count()
+            common.write_silver(spark, self.settings, appended, overwrite=False)
+            if appended is not silver:
+                appended.unpersist()
             runtime.touch(spark, marker, str(silver_rows))
+        # every minute of the batch, also those whose rows an earlier, cut-short run appended
         touched = [r["minute"] for r in silver.filter(F.col("event_type") == "payment")
                    .select(F.date_trunc("minute", "event_time").alias("minute")).distinct().collect()]
         minutes = common.refresh_realtime(spark, self.settings, touched, as_of)
@@ -103,6 +120,20 @@ class BatchWriter:
         self.metrics.update(batch_metrics)
         self.metrics["batches"] += 1
         common.log_metrics(f"streaming_enrichment batch {batch_id}", dict(batch_metrics))
+
+
+def not_in_silver(spark: SparkSession, settings: Settings, silver: DataFrame) -> DataFrame:
+    """The rows of ``silver`` (a micro-batch's) whose ``event_id`` silver does not hold yet as a Kafka-source
+    row, on the dates they belong to (persisted: computed once, before the append that follows)."""
+    from pyspark.sql import functions as F
+
+    where = runtime.Lake(settings)
+    paths = [where.silver(r["event_date"]) for r in silver.select("event_date").distinct().collect()]
+    paths = [path for path in paths if runtime.exists(spark, path)]
+    if not paths:
+        return silver
+    held = (spark.read.parquet(*paths).filter(F.col("source") == "kafka").select("event_id").distinct())
+    return silver.join(held, "event_id", "left_anti").select(*silver.columns).persist()
 
 
 def run(spark: SparkSession, settings: Settings, **options: str) -> dict[str, Any]:

@@ -20,7 +20,16 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from dataforge.contract import Reason, Rejection, TransactionEvent, Validator, epoch_us, validation_error
+from dataforge.contract import (
+    MAX_FUTURE_SKEW,
+    Reason,
+    Rejection,
+    TransactionEvent,
+    Validator,
+    epoch_us,
+    from_epoch_us,
+    validation_error,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -124,7 +133,23 @@ def _judge(validator: Validator, raw: bytes | str, horizon: datetime, position: 
         return _row(validation_error(exc))
 
 
+def _ingest_horizon(ingested_at: Any, default: datetime) -> datetime:
+    """The latest acceptable event time of a record ingested at ``ingested_at`` (a pandas timestamp of the
+    Kafka record's time, naive in the session's time zone, UTC: ``spark.runtime``), else ``default``."""
+    import pandas as pd
+
+    if ingested_at is None or pd.isna(ingested_at):
+        return default
+    stamp = pd.Timestamp(ingested_at)
+    moment: datetime = (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp).to_pydatetime()
+    return moment + MAX_FUTURE_SKEW
+
+
 def _validate_frame(pdf: pd.DataFrame, validator: Validator, bronze: bool) -> pd.DataFrame:
+    """Judge each record of ``pdf``. "In the future" is judged as the landing step judges it, against the
+    record's own ingest time (the Kafka record's timestamp, a file's S3 time, the bronze line's
+    ``ingested_at``) plus ``MAX_FUTURE_SKEW``, so a record gets the same verdict here as at landing and on
+    every replay; only a record without an ingest time is judged against the clock."""
     import pandas as pd
 
     horizon = validator.horizon()
@@ -133,6 +158,7 @@ def _validate_frame(pdf: pd.DataFrame, validator: Validator, bronze: bool) -> pd
     extra: dict[str, list[Any]] = {"source": [], "position": [], "ingested_at_us": []} if bronze else {}
     decode_line = msgspec.json.Decoder(_BronzeLine).decode
     positions = pdf["position"].tolist() if not bronze and "position" in pdf.columns else None
+    ingest_times = pdf["ingested_at"].tolist() if not bronze and "ingested_at" in pdf.columns else None
     for index, value in enumerate(pdf["raw"].tolist()):
         raw: bytes | str = value if isinstance(value, str | bytes) else bytes(value)
         if bronze:
@@ -149,11 +175,13 @@ def _validate_frame(pdf: pd.DataFrame, validator: Validator, bronze: bool) -> pd
             extra["source"].append(ingest.source)
             extra["position"].append(ingest.position)
             extra["ingested_at_us"].append(ingested_at_us)
-            rows.append(_judge(validator, event_bytes, horizon, ingest.position))
+            rows.append(_judge(validator, event_bytes, from_epoch_us(ingested_at_us) + MAX_FUTURE_SKEW,
+                               ingest.position))
             raws.append(raw_text(event_bytes))
         else:
             position = str(positions[index]) if positions is not None else f"row {index} of its partition"
-            rows.append(_judge(validator, raw, horizon, position))
+            record_horizon = horizon if ingest_times is None else _ingest_horizon(ingest_times[index], horizon)
+            rows.append(_judge(validator, raw, record_horizon, position))
             raws.append(raw_text(raw))
     added = pd.DataFrame(rows, columns=[name for name, _ in _ADDED])
     added["schema_version"] = added["schema_version"].astype("Int32")
@@ -215,7 +243,8 @@ def validate_events(df: DataFrame, currencies: Collection[str], *, clock: Callab
 
     Returns the pass-through columns, ``raw`` as text, and :data:`VALIDATION_COLUMNS` (typed event
     fields; ``reason`` is null exactly when the record is valid). ``make_validator(currencies, clock)``
-    builds the validator on each executor (tests inject theirs).
+    builds the validator on each executor (tests inject theirs). With an ``ingested_at`` column (the Kafka
+    source's record timestamp), "in the future" is judged against it; ``clock`` serves rows without one.
     """
     mapper = _mapper(currencies, False, clock, make_validator)
     return _finish(df.mapInPandas(mapper, _output_schema(df, False)))  # type: ignore[arg-type]
@@ -224,7 +253,8 @@ def validate_events(df: DataFrame, currencies: Collection[str], *, clock: Callab
 def validate_bronze(df: DataFrame, currencies: Collection[str], *, clock: Callable[[], datetime] | None = None,
                     make_validator: ValidatorFactory = _default_validator) -> DataFrame:
     """``df`` has one bronze line per row in ``raw`` (``spark.read.text`` renamed). Returns ``raw`` (the
-    original event JSON), ``source``, ``position``, ``ingested_at`` and :data:`VALIDATION_COLUMNS`."""
+    original event JSON), ``source``, ``position``, ``ingested_at`` and :data:`VALIDATION_COLUMNS`. "In the
+    future" is judged against each line's ``ingested_at``, as the landing step judged it."""
     from pyspark.sql import functions as F
 
     out = df.mapInPandas(_mapper(currencies, True, clock, make_validator), _output_schema(df, True))  # type: ignore[arg-type]

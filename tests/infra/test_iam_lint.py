@@ -66,6 +66,7 @@ POLICY_INPUTS: dict[tuple[str, str], str] = {
     ("aws:sns/topicPolicy:TopicPolicy", "policy"): RESOURCE_POLICY,
     ("aws:sqs/queuePolicy:QueuePolicy", "policy"): RESOURCE_POLICY,
     ("aws:ecr/repositoryPolicy:RepositoryPolicy", "policy"): RESOURCE_POLICY,
+    ("aws:cloudwatch/logResourcePolicy:LogResourcePolicy", "policyDocument"): RESOURCE_POLICY,
 }
 
 
@@ -343,6 +344,7 @@ def test_active_tracing_comes_with_xray_write_permissions(renders: dict[str, Ren
 # since one the service does not send would deny every assumption).
 CONFUSED_DEPUTY_KEYS: dict[str, str | None] = {
     "ecs-tasks.amazonaws.com": "ecs",  # ECS Developer Guide, "Amazon ECS task IAM role"
+    "fis.amazonaws.com": "fis",  # FIS User Guide, "IAM roles for AWS FIS experiments": experiment/* of the account
     "lambda.amazonaws.com": None,  # Lambda Developer Guide: the execution role's trust policy has no conditions
     "glue.amazonaws.com": None,  # Glue Developer Guide: the service role's trust policy has no conditions
     "apigateway.amazonaws.com": None,  # API Gateway's account-wide CloudWatch Logs role serves every API

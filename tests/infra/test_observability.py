@@ -192,3 +192,28 @@ def test_the_checks_catch_a_metric_nobody_publishes(stack: Rendered) -> None:
     assert aws_metric_problem(stack, "AWS/DynamoDB", "ReadThrottleEvents", {"TableName": "not-declared"})
     assert aws_metric_problem(stack, "AWS/Lambda", "Errors", {"FunctionName": "x", "Resource": "y"})
     assert aws_metric_problem(stack, "AWS/DynamoDB", "ReadThrottleEvents", {"TableName": table}) is None
+
+
+INCIDENT_RUNBOOK: Final = RUNBOOK.with_name("incident_response.md")
+
+
+def declared_rule_kinds(rendered: Rendered) -> set[str]:
+    """The kinds of the alert rules the stack's evaluator runs (its ``DATAFORGE_ALERT_RULES``)."""
+    from dataforge import envvars
+    from dataforge.alerts import parse_rules
+
+    kinds: set[str] = set()
+    for function in rendered.of_type("aws:lambda/function:Function"):
+        variables = (function.inputs.get("environment") or {}).get("variables") or {}
+        if envvars.ALERT_RULES in variables:
+            kinds.update(rule.kind.value for rule in parse_rules(str(variables[envvars.ALERT_RULES])))
+    return kinds
+
+
+def test_the_incident_runbook_has_one_section_per_alert_rule(stack: Rendered) -> None:
+    """The dashboard links an alert to ``incident_response.md#<rule kind>`` (``dataforge.alerts.runbook_anchor``)."""
+    kinds = declared_rule_kinds(stack)
+    sections = {m.group(1) for m in re.finditer(r"^## ([a-z_]+)$", INCIDENT_RUNBOOK.read_text(), flags=re.MULTILINE)}
+    assert kinds, "the stack's evaluator runs alert rules"
+    assert kinds - sections == set(), "alert rules without a runbook section"
+    assert sections - kinds == set(), "runbook sections for alert rules the stack does not declare"

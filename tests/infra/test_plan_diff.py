@@ -66,8 +66,14 @@ def test_diff_dev_to_prod_shows_the_configured_differences_and_nothing_else(stac
                        "aws:lambda/layerVersion:LayerVersion::streaming-topics-layer",
                        "aws:lambda/invocation:Invocation::streaming-topics-invocation",
                        "dataforge:functions:Function::streaming-topics"}
+    # dev declares the FIS experiment templates (dataforge:chaos fis: true), prod does not
+    fis = {"dataforge:chaos:Chaos::chaos", "aws:cloudwatch/logGroup:LogGroup::chaos-logs",
+           "aws:cloudwatch/logResourcePolicy:LogResourcePolicy::chaos-log-delivery",
+           "aws:iam/role:Role::chaos-role", "aws:iam/rolePolicy:RolePolicy::chaos-role-policy",
+           "aws:fis/experimentTemplate:ExperimentTemplate::chaos-dashboard-stop-task",
+           "aws:fis/experimentTemplate:ExperimentTemplate::chaos-subnet-disrupt"}
     assert set(result.removed) == {"aws:msk/serverlessCluster:ServerlessCluster::streaming-cluster",
-                                   *topics_function}
+                                   *topics_function, *fis}
     unexpected = [(c.address, path) for c in result.changed for path, _, _ in c.properties
                   if not EXPECTED_DEV_PROD.match(path)]
     assert unexpected == []

@@ -1,0 +1,105 @@
+"""Data faults (issue 19, experiments 6, 7, 8; ``devkit.chaos.experiments_data``): poison records mid-stream,
+damaged batch files, skewed clocks and events days late, each under a steady produce rate and each ending
+with zero lost and zero duplicated records in silver, ``dataforge reconcile`` exact for every touched date,
+gold equal to the independent KPI computation, and the experiment's own checks of the bad input's fate.
+
+The tools are checked first, without services: every poison record gets, from the validator (compiled
+fast path on and off), exactly the reason the contract gives it; libfaketime shifts a Python child's
+``time.time()`` and ``datetime.now()`` and leaves its monotonic clock alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from types import ModuleType
+
+import pytest
+
+from dataforge.contract import Validator
+from dataforge.reference import default_fx
+from devkit.chaos import experiments_data
+from devkit.chaos.clock import FaketimeUnavailableError, check_skew, faketime_offset, find_library, measure_offset
+from devkit.chaos.harness import Outcome
+from devkit.chaos.poison import batch_files, borderline_valid, poison_records
+from tests.chaos.conftest import assert_exact
+
+Run = Callable[[ModuleType, str], Outcome]
+
+needs_faketime = pytest.mark.skipif(find_library() is None,
+                                    reason="libfaketime is not installed: run `make faketime`")
+
+
+@pytest.fixture(scope="module")
+def base() -> dict[str, object]:
+    return experiments_data.base_event()
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["native", "pure"])
+def test_every_poison_record_gets_the_reason_the_contract_gives_it(base: dict[str, object], native: bool) -> None:
+    validator = Validator(default_fx().currencies, native=native)
+    poison = poison_records(base)
+    assert len({p.name for p in poison}) == len(poison) >= 20
+    for record in poison:
+        rejection = validator.validate(record.value)
+        got = (getattr(rejection, "reason", None), getattr(rejection, "field", None))
+        assert got == (record.reason, record.field), record.name
+    for record in borderline_valid(base):
+        assert validator.diagnose(record.value) is None, record.name
+
+
+def test_damaged_files_say_their_fate(base: dict[str, object]) -> None:
+    files = {f.name: f for f in batch_files(base)}
+    assert {name for name, f in files.items() if f.malformed} == {
+        "corrupt_gzip", "truncated_gzip", "ragged_csv", "over_long_line"}
+    cut = files["truncated_jsonl"]
+    assert not cut.body.endswith(b"\n")
+    assert cut.records[-1].reason is not None
+    assert all(r.reason is None for r in cut.records[:-1])
+
+
+def test_faketime_offsets_are_whole_signed_seconds() -> None:
+    assert faketime_offset(timedelta(minutes=10)) == "+600"
+    assert faketime_offset(-timedelta(minutes=10)) == "-600"
+    with pytest.raises(ValueError, match="whole seconds"):
+        faketime_offset(timedelta(milliseconds=1500))
+
+
+@needs_faketime
+@pytest.mark.parametrize("minutes", [10, -10])
+def test_libfaketime_shifts_python_wall_clock_only(minutes: int) -> None:
+    try:
+        env = check_skew(timedelta(minutes=minutes))
+    except FaketimeUnavailableError as exc:  # pragma: no cover - a machine where the preload does not work
+        pytest.skip(str(exc))
+    seen = measure_offset(env)
+    assert abs(seen.time_time - minutes * 60) < 5
+    assert abs(seen.datetime_now - minutes * 60) < 5
+    assert abs(seen.monotonic) < 5
+
+
+@pytest.mark.chaos
+@pytest.mark.chaos_ci
+@pytest.mark.integration
+def test_poison_record_of_every_class_mid_stream(chaos_run: Run) -> None:
+    outcome = chaos_run(experiments_data, "poison_records")
+    assert_exact(outcome)
+    assert "FAILED" not in outcome.verdict.detail
+
+
+@pytest.mark.chaos
+@pytest.mark.integration
+def test_corrupt_truncated_and_oversized_batch_files(chaos_run: Run) -> None:
+    outcome = chaos_run(experiments_data, "batch_files")
+    assert_exact(outcome)
+    assert "landing peak RSS" in outcome.verdict.detail
+
+
+@needs_faketime
+@pytest.mark.chaos
+@pytest.mark.chaos_ci
+@pytest.mark.integration
+def test_skewed_clocks_and_events_days_late(chaos_run: Run) -> None:
+    outcome = chaos_run(experiments_data, "clock_skew")
+    assert_exact(outcome)
+    assert "gold total = silver aggregated" in outcome.verdict.detail  # reconcile named the stale gold first
