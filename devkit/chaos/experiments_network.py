@@ -192,6 +192,38 @@ def experiment_s3_network(p: ChaosPlatform, net: Network) -> Outcome:
     return _with_detail(outcome, f"{failed} landing invocations failed and were retried")
 
 
+Phase = tuple[FaultInjector, int, str]
+"""An armed-later injector, how many requests it answers, and what it answers (for messages)."""
+
+
+def _absorbed_then_failing(p: ChaosPlatform, absorbed: Phase, failing: Phase, *,
+                           s3_session: boto3.Session | None = None, dynamodb: Any = None
+                           ) -> tuple[float, float, int, int]:
+    """Land through an in-process mapping while ``absorbed``'s injector answers a few requests (fewer than
+    the client's retries allow), then ``failing``'s answers more in a row than they allow (one injector
+    answers at a time). Returns (fault started, fault ended, failed landing invocations, records in flight);
+    raises ChaosError when the failing phase failed no invocation (the retries allow more attempts than
+    ``dataforge.aws`` says)."""
+    first, first_count, first_what = absorbed
+    second, second_count, second_what = failing
+    before = p.producer.sent
+    in_flight = p.in_flight()
+    started = time.monotonic()
+    with _in_process_mapping(p, s3_session=s3_session, dynamodb=dynamodb) as mapping:
+        _wait_injected(first, first_count, first_what)
+        second.arm(second_count)
+        _wait_injected(second, second_count, second_what)
+        ended = time.monotonic()
+        time.sleep(1.0)  # the retried batch lands
+    failures = mapping.stats.failures
+    if failures == 0:
+        raise ChaosError(f"{second_count} {second_what} answers in a row failed no landing invocation: the retries "
+                         "are configured for more attempts than dataforge.aws says")
+    in_flight += p.producer.sent - before
+    time.sleep(AFTER_FAULT_SECONDS)
+    return started, ended, failures, in_flight
+
+
 def experiment_s3_errors(p: ChaosPlatform, net: Network) -> Outcome:
     del net
     p.start_producer(RATE)
@@ -202,21 +234,9 @@ def experiment_s3_errors(p: ChaosPlatform, net: Network) -> Outcome:
     internal = FaultInjector(S3_INTERNAL_ERROR, count=0, operations=puts)
     slow_down.attach(session)
     internal.attach(session)
-    before = p.producer.sent
-    in_flight = p.in_flight()
-    started = time.monotonic()
-    with _in_process_mapping(p, s3_session=session) as mapping:
-        _wait_injected(slow_down, SLOW_DOWNS, "503 SlowDown")
-        internal.arm(INTERNAL_ERRORS)  # one injector answers at a time
-        _wait_injected(internal, INTERNAL_ERRORS, "500 InternalError")
-        ended = time.monotonic()
-        time.sleep(1.0)  # the retried batch lands
-    failures = mapping.stats.failures
-    if failures == 0:
-        raise ChaosError(f"{INTERNAL_ERRORS} InternalErrors in a row failed no landing invocation: the retries "
-                         "are configured for more attempts than dataforge.aws says")
-    in_flight += p.producer.sent - before
-    time.sleep(AFTER_FAULT_SECONDS)
+    started, ended, failures, in_flight = _absorbed_then_failing(
+        p, (slow_down, SLOW_DOWNS, "503 SlowDown"), (internal, INTERNAL_ERRORS, "500 InternalError"),
+        s3_session=session)
     outcome = p.outcome("s3_errors", "S3 500 InternalError / 503 SlowDown (botocore)", started, ended,
                         in_flight=in_flight)
     return _with_detail(outcome, f"{slow_down.injected} SlowDown + {internal.injected} InternalError answers, "
@@ -234,21 +254,9 @@ def experiment_dynamodb_throttling(p: ChaosPlatform, net: Network) -> Outcome:
     for injector in (exceeded, throttled):
         injector.attach(session)
     dynamodb = aws.client("dynamodb", session=session, endpoint_url=p.settings.endpoint_url, region=p.settings.region)
-    before = p.producer.sent
-    in_flight = p.in_flight()
-    started = time.monotonic()
-    with _in_process_mapping(p, dynamodb=dynamodb) as mapping:
-        _wait_injected(exceeded, THROUGHPUT_EXCEEDED, "ProvisionedThroughputExceededException")
-        throttled.arm(THROTTLED)  # one injector answers at a time
-        _wait_injected(throttled, THROTTLED, "ThrottlingException")
-        ended = time.monotonic()
-        time.sleep(1.0)  # the retried batch lands
-    speed_failures = mapping.stats.failures
-    if speed_failures == 0:
-        raise ChaosError(f"{THROTTLED} throttled writes in a row failed no landing invocation: the retries are "
-                         "configured for more attempts than dataforge.aws says")
-    in_flight += p.producer.sent - before
-    time.sleep(AFTER_FAULT_SECONDS)
+    started, ended, speed_failures, in_flight = _absorbed_then_failing(
+        p, (exceeded, THROUGHPUT_EXCEEDED, "ProvisionedThroughputExceededException"),
+        (throttled, THROTTLED, "ThrottlingException"), dynamodb=dynamodb)
     outcome = p.outcome("dynamodb_throttling", "DynamoDB throttling (speed path, gold export)", started, ended,
                         in_flight=in_flight)
     exported, export_failures, injected = _export_under_throttling(p)

@@ -8,12 +8,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from confluent_kafka import Producer
 
 from dataforge.settings import Settings
 from devkit.generator import GeneratedEvent
 from spark import runtime
 from spark.jobs import common, streaming_enrichment
+from tests.integration.ingestion.conftest import produce_all
 from tests.integration.spark.test_jobs import dynamo_items, events, platform  # noqa: F401 - fixtures
 from tests.kpi_reference import expected_gold
 
@@ -31,10 +31,7 @@ def test_a_micro_batch_cut_short_after_its_silver_append_is_replayed_without_dup
 
     settings = platform
     create_topics(kafka_broker.bootstrap_servers, {settings.kafka_topic: 3})
-    producer = Producer({"bootstrap.servers": kafka_broker.bootstrap_servers})
-    for e in events:
-        producer.produce(settings.kafka_topic, key=e.key, value=e.value)
-    assert producer.flush(30) == 0
+    produce_all(kafka_broker.bootstrap_servers, settings.kafka_topic, events)
     checkpoint = runtime.Lake(settings).state("replay/checkpoint")
     append = common.write_silver
 
