@@ -25,8 +25,9 @@ The runbooks' way into the quarantine zone (the query runner refuses it: ``chali
 Not replayed here: ``no_fx_rate`` rows (their records are in bronze already: ``dataforge backfill``
 enriches them again with the current FX table) and ``malformed_file`` rows (a file that cannot be read
 stays unreadable: upload a corrected file to the landing bucket). A replay updates neither the speed
-path's provisional minutes nor the ingest counters: silver, gold and the export of the date are rebuilt
-from bronze by ``dataforge backfill --from D --to D``, which the command prints as the next step.
+path's provisional minutes nor the ingest counters: silver, gold, the export and the final realtime
+minutes of the date are rebuilt from bronze by ``dataforge backfill --from D --to D``, which the command
+prints as the next step (a final minute it writes replaces the provisional one in the API).
 """
 
 from __future__ import annotations

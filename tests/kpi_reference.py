@@ -4,12 +4,13 @@ Plain Python with ``Decimal`` over the generated input, sharing no code with ``s
 per ``event_id`` (the first valid occurrence), ``amount_usd`` per record half-even to cents with the
 latest FX rate on or before the event date (no rate -> not in silver), gold grain plus platform totals.
 Keys: ``(event_date, merchant_id, country, channel)``; values: the gold KPI tuple in column order.
+The realtime minutes count the same events' payments per event-time minute.
 """
 
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -25,11 +26,10 @@ def _half_even(num: Decimal, den: int, q: Decimal) -> Decimal | None:
     return None if den == 0 else (num / den).quantize(q, rounding=ROUND_HALF_EVEN)
 
 
-def expected_gold(events: Iterable[GeneratedEvent]) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+def _silver_events(events: Iterable[GeneratedEvent]) -> Iterable[tuple[dict[str, Any], datetime, Decimal]]:
+    """The events silver holds, once each: (record, event time in UTC, amount in USD)."""
     fx = default_fx()
     seen: set[str] = set()
-    acc: dict[tuple[Any, ...], dict[str, Any]] = defaultdict(
-        lambda: {"txn": 0, "ok": 0, "no": 0, "gross": Decimal(0), "rc": 0, "rv": Decimal(0), "acc": set()})
     for e in events:
         if not e.is_valid:
             continue
@@ -37,10 +37,23 @@ def expected_gold(events: Iterable[GeneratedEvent]) -> dict[tuple[Any, ...], tup
         if obj["event_id"] in seen:
             continue
         seen.add(obj["event_id"])
-        day = datetime.fromisoformat(obj["event_time"]).astimezone(UTC).date()
-        usd = fx.to_usd(Decimal(str(obj["amount"])), obj["currency"], day)
-        if usd is None:
-            continue
+        moment = datetime.fromisoformat(obj["event_time"]).astimezone(UTC)
+        usd = fx.to_usd(Decimal(str(obj["amount"])), obj["currency"], moment.date())
+        if usd is not None:
+            yield obj, moment, usd
+
+
+def expected_realtime_counts(events: Iterable[GeneratedEvent]) -> dict[str, int]:
+    """Payments per event-time minute, keyed like the realtime items (``2025-03-10T09:04Z``)."""
+    return dict(Counter(f"{moment:%Y-%m-%dT%H:%MZ}" for obj, moment, _ in _silver_events(events)
+                        if obj["event_type"] == "payment"))
+
+
+def expected_gold(events: Iterable[GeneratedEvent]) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    acc: dict[tuple[Any, ...], dict[str, Any]] = defaultdict(
+        lambda: {"txn": 0, "ok": 0, "no": 0, "gross": Decimal(0), "rc": 0, "rv": Decimal(0), "acc": set()})
+    for obj, moment, usd in _silver_events(events):
+        day = moment.date()
         for key in ((day, obj["merchant_id"], obj["country"], obj["channel"]), (day, "*", "*", "*")):
             a = acc[key]
             approved = obj["status"] == "approved"

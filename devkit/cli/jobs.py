@@ -208,7 +208,7 @@ def backfill(
     force: Annotated[bool, typer.Option(help="Rebuild dates the ledger says are up to date.")] = False,
     late_days: Annotated[int, typer.Option(help="Bronze ingest days after a date to read.", min=0)] = 7,
 ) -> None:
-    """Rebuild silver, gold and the DynamoDB export for a date range from bronze (resumable)."""
+    """Rebuild silver, gold, the DynamoDB export and the realtime minutes for a date range from bronze (resumable)."""
     settings = Settings.from_env()
     days = date_range(date_from.date(), date_to.date())
     try:

@@ -94,5 +94,5 @@ def replay(
     for uri in result.objects:
         _console.print(f"  {uri}")
     if result.landed and not dry_run:
-        _console.print(f"next: dataforge backfill --from {result.day} --to {result.day} (silver, gold and the "
-                       f"export from bronze), then dataforge reconcile --date {result.day}")
+        _console.print(f"next: dataforge backfill --from {result.day} --to {result.day} (silver, gold, the "
+                       f"export and the realtime minutes from bronze), then dataforge reconcile --date {result.day}")

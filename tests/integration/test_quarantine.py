@@ -3,7 +3,8 @@
 The cause to fix: the landing functions ran with an FX reference table that lacked one currency, so every
 record in it was quarantined ``unknown_currency`` (the Kafka records through the local event source
 mapping and the MSK landing core, a batch file through the file landing core). The replay runs with the
-validator the landing functions build now (the full reference table).
+validator the landing functions build now (the full reference table); the last test runs the streaming
+job before the replay and the backfill the replay prints after it, as the runbook does.
 """
 
 from __future__ import annotations
@@ -31,13 +32,17 @@ from devkit.local.bootstrap import bootstrap
 from devkit.local.esm import EsmConfig, LocalEventSourceMapping
 from devkit.local.kafka import KafkaBroker, create_topics
 from devkit.local.platform import landing_group
+from devkit.local.spark import configure_s3a
 from devkit.quarantine import replay
-from devkit.reconcile import Reconciliation, reconcile
+from devkit.reconcile import Reconciliation, realtime_minutes, reconcile
 from lambdas.common.config import LandingConfig
 from lambdas.common.file_landing import FileLanding
 from lambdas.common.kafka_landing import KafkaLanding
 from lambdas.common.storage import S3ObjectStore
+from spark import runtime
+from spark.jobs import streaming_enrichment
 from tests.integration.ingestion.conftest import produce_all
+from tests.kpi_reference import expected_realtime_counts
 
 pytestmark = pytest.mark.integration
 
@@ -131,6 +136,11 @@ STREAM_CHECK = "every consumed Kafka record landed once"
 def _landing_checks(result: Reconciliation) -> dict[str, bool]:
     """The checks of the landing stage (silver and later need the Spark jobs, which this test does not run)."""
     return {c.name: c.ok for c in result.checks if c.name == STREAM_CHECK}
+
+
+def _realtime_counts(settings: Settings) -> dict[str, int]:
+    table = boto3.resource("dynamodb").Table(settings.require("metrics_table"))
+    return {minute: int(item["txn_count"]) for minute, item in realtime_minutes(table, DAY).items()}
 
 
 def _cli(*args: str) -> dict[str, Any]:
@@ -247,3 +257,33 @@ def test_a_replay_interrupted_after_its_bronze_writes_is_finished_by_running_it_
                                                               if e.expected_reason is None)
     after = reconcile(settings, DAY, sources_for(settings))
     assert _landing_checks(after) == {STREAM_CHECK: True}
+
+
+def test_replay_then_the_printed_backfill_leaves_the_date_exact_down_to_its_realtime_minutes(
+        spark: Any, landed: Landed, aws_env: dict[str, str]) -> None:
+    """The runbook's repair end to end: the streaming job ran over the stream while the landing functions
+    quarantined the missing currency's records; `quarantine replay`, then the `dataforge backfill` it prints,
+    then `dataforge reconcile` is exact, and the date's realtime minutes count every record the fix let in
+    (the batch file's too, which the stream never carried)."""
+    settings, day = landed.settings, DAY.isoformat()
+    configure_s3a(spark, aws_env["AWS_ENDPOINT_URL"])
+    streaming_enrichment.run(spark, settings, trigger="availableNow",
+                             checkpoint_location=runtime.Lake(settings).state("test/replay-checkpoint"))
+    everything = [*landed.events, *landed.file_events]
+    expected = expected_realtime_counts(everything)
+    assert _realtime_counts(settings) != expected  # the file's records of the missing currency are not counted
+
+    replayed = CliRunner().invoke(app, ["quarantine", "replay", "--reason", "unknown_currency", "--date", day])
+    assert replayed.exit_code == 0, replayed.output
+    assert f"dataforge backfill --from {day} --to {day}" in replayed.stdout
+    late_days = (datetime.now(UTC).date() - DAY).days  # the sample landed today with event times of DAY
+    rebuilt = CliRunner().invoke(app, ["backfill", "--from", day, "--to", day, "--late-days", str(late_days)])
+    assert rebuilt.exit_code == 0, rebuilt.output
+
+    exact = CliRunner().invoke(app, ["reconcile", "--date", day, "--json"])
+    assert exact.exit_code == 0, exact.output
+    result = json.loads(exact.stdout)
+    assert result["exact"] is True
+    assert result["counts"]["realtime minutes before batch files (explained)"] == 0
+    assert _realtime_counts(settings) == expected
+    assert result["counts"]["realtime transactions"] == sum(expected.values())

@@ -24,9 +24,10 @@ from devkit.local import local_environment
 from devkit.local.bootstrap import bootstrap
 from devkit.local.kafka import create_topics
 from devkit.local.spark import configure_s3a
+from devkit.reconcile import realtime_minutes
 from spark import runtime
 from spark.jobs import backfill, daily_aggregation, export_gold, streaming_enrichment
-from tests.kpi_reference import expected_gold
+from tests.kpi_reference import expected_gold, expected_realtime_counts
 
 pytestmark = pytest.mark.integration
 
@@ -70,6 +71,12 @@ def actual_gold(spark, settings: Settings) -> dict[tuple[Any, ...], tuple[Any, .
 def dynamo_items(settings: Settings) -> list[dict[str, Any]]:
     table = boto3.resource("dynamodb").Table(settings.require("metrics_table"))
     return sorted(table.scan()["Items"], key=lambda i: (i["pk"], i["sk"]))
+
+
+def realtime_counts(settings: Settings, days: list[date]) -> dict[str, int]:
+    """The final realtime minute items' payment counts of ``days``, by minute."""
+    table = boto3.resource("dynamodb").Table(settings.require("metrics_table"))
+    return {minute: int(item["txn_count"]) for day in days for minute, item in realtime_minutes(table, day).items()}
 
 
 def silver_count(spark, settings: Settings) -> int:
@@ -146,6 +153,7 @@ def test_backfill_rebuilds_gold_equal_to_independent_kpis_and_is_idempotent(spar
     first = {day: backfill.run(spark, settings, day, late_days=1) for day in DAYS}
     expected = expected_gold(events)
     assert actual_gold(spark, settings) == expected
+    assert realtime_counts(settings, DAYS) == expected_realtime_counts(events)  # the dates' minutes, from silver
     unique_no_fx = sum(1 for e in events if e.is_valid and not e.is_duplicate and e.enrichment_reason)
     assert sum(m["no_fx_rate"] for m in first.values()) == unique_no_fx
     items, rows = dynamo_items(settings), silver_count(spark, settings)

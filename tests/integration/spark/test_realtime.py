@@ -8,8 +8,6 @@ minute, and Spark's final figures must replace them with the same values.
 
 from __future__ import annotations
 
-import json
-from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,7 +21,7 @@ from dataforge import envvars, serving
 from dataforge.contract import Validator
 from dataforge.reference import default_fx
 from dataforge.settings import Settings
-from devkit.generator import GeneratedEvent, GeneratorConfig, generate_events
+from devkit.generator import GeneratorConfig, generate_events
 from devkit.local import local_environment
 from devkit.local.bootstrap import bootstrap
 from devkit.local.esm import EsmConfig, LocalEventSourceMapping
@@ -37,6 +35,7 @@ from lambdas.msk_landing.handler import make_handler
 from spark import runtime
 from spark.jobs import streaming_enrichment
 from tests.integration.ingestion.conftest import produce_all
+from tests.kpi_reference import expected_realtime_counts
 from tests.unit.ingestion.memory_store import FailingOnce
 
 pytestmark = pytest.mark.integration
@@ -44,19 +43,6 @@ pytestmark = pytest.mark.integration
 START = datetime(2025, 3, 10, 9, tzinfo=UTC)
 END = START + timedelta(minutes=30)
 CONFIG = GeneratorConfig(count=3000, seed=23, start=START, end=END, invalid_fraction=0.05, duplicate_fraction=0.3)
-
-
-def expected_minutes(events: list[GeneratedEvent]) -> dict[str, int]:
-    """Distinct valid payments with an FX rate, per event-time minute (the realtime KPI's definition)."""
-    counted: dict[str, str] = {}
-    for event in events:
-        if event.expected_reason is not None or event.enrichment_reason is not None or event.event_id in counted:
-            continue
-        doc = json.loads(event.value)
-        if doc["event_type"] == "payment":
-            moment = datetime.fromisoformat(doc["event_time"].replace("Z", "+00:00"))
-            counted[str(event.event_id)] = serving.realtime_sk(moment)
-    return dict(Counter(counted.values()))
 
 
 def realtime(settings: Settings) -> dict[str, Any]:
@@ -82,7 +68,7 @@ def test_provisional_minutes_count_distinct_events_under_retries_and_final_ones_
     settings = platform
     events = list(generate_events(CONFIG))
     assert sum(e.is_duplicate for e in events) > 500  # duplicate-heavy
-    expected = expected_minutes(events)
+    expected = expected_realtime_counts(events)
     create_topics(kafka_broker.bootstrap_servers, {settings.kafka_topic: 3})
     produce_all(kafka_broker.bootstrap_servers, settings.kafka_topic, events)
 
