@@ -33,7 +33,9 @@ Two defects of Debian's libfaketime (0.9.10) decide what may run under it:
 - librdkafka's timed waits misbehave under it in every mode (a producer's ``poll(0.5)`` returns at once,
   a consumer's ``poll`` never returns), so no Kafka client runs under it: a skewed Kafka producer is a
   process that reads its clock under libfaketime (event times and the record timestamps it would set)
-  and hands the records to a client outside it, which sends them with those timestamps.
+  and hands the records to a client outside it, which sends them with those timestamps; a skewed MSK
+  landing is the landing function in a child under libfaketime, invoked batch by batch by a mapping
+  outside it (``devkit.chaos.worker``, ``mapping --landing-skew``).
 """
 
 from __future__ import annotations

@@ -19,14 +19,18 @@ quarantine zone, record by record, and the late dates' gold); the figures (memor
   silver). An oversized file (``OVERSIZED_BYTES`` decompressed, ending in an over-long line) is landed
   while the process's peak resident memory is measured: its growth over a small file's must stay under
   ``MEMORY_BOUND_BYTES`` (a loose bound: the landing streams and spools; it never holds a file).
-- ``clock_skew`` (8): the landing mapping is restarted on a clock ``SKEW`` ahead, two producers run with
-  clocks ``SKEW`` behind and ahead (libfaketime, ``devkit.chaos.clock``), and events of a date
-  ``LATE_DAYS`` back arrive in two waves: the date's gold is built after the first (the nightly run), the
-  second arrives days late. The late events land in their event-date partition of silver, ``dataforge
-  reconcile`` for that date names the stale gold, ``dataforge backfill --from D --to D`` (docs/spark.md,
-  "Command line") recomputes it, after which reconcile is exact for that date. The contract judges
-  "in the future" against each Kafka record's own timestamp (``lambdas/common/kafka_landing.py``), the
-  producer's clock, so no skewed producer's event is quarantined, and the landing clock changes nothing.
+- ``clock_skew`` (8): the MSK landing function runs on a clock ``SKEW`` ahead while two producers run with
+  clocks ``SKEW`` behind and ahead, then on a clock ``SKEW`` behind (the mapping worker's
+  ``--landing-skew``: the function in a child under libfaketime, ``devkit.chaos.clock``, invoked by the
+  mapping on the real clock, as AWS's poller invokes a Lambda host), and two batch files are landed on
+  clocks ``SKEW`` ahead and behind. Events of a date ``LATE_DAYS`` back arrive in two waves: the date's
+  gold is built after the first (the nightly run), the second arrives days late. The late events land in
+  their event-date partition of silver, ``dataforge reconcile`` for that date names the stale gold,
+  ``dataforge backfill --from D --to D`` (docs/spark.md, "Command line") recomputes it, after which
+  reconcile is exact for that date. The contract judges "in the future" against each Kafka record's own
+  timestamp (``lambdas/common/kafka_landing.py``), the producer's clock, so no skewed producer's event is
+  quarantined and the landing's clock changes no landed byte; the experiment checks from the mapping's
+  log that batches really were landed on both skewed clocks.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import base64
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -368,6 +373,25 @@ def land_skewed(p: ChaosPlatform, offset: timedelta, events: list[GeneratedEvent
     return files[0]
 
 
+def landing_skew_args(offset: timedelta) -> list[str]:
+    """The mapping worker's arguments that put its landing function on a clock ``offset`` away."""
+    return ["--landing-skew", str(int(offset.total_seconds()))]
+
+
+#: How far a landing child's measured clock offset may be from the one asked for (the reading is taken
+#: after the invocation returns, before the mapping reads its own clock).
+OFFSET_TOLERANCE_SECONDS: Final = 30.0
+
+_OFFSET_LINE: Final = re.compile(r"landing child clock ([+-]\d+(?:\.\d+)?) s from the mapping's")
+
+
+def landing_offsets(log_file: Path) -> list[float]:
+    """The clock offset of every Kafka batch a skewed landing child landed, as the mapping worker logged it
+    (``devkit.chaos.worker.SkewedLanding``)."""
+    text = log_file.read_text(errors="replace") if log_file.exists() else ""
+    return [float(m.group(1)) for m in _OFFSET_LINE.finditer(text)]
+
+
 def late_events(day: date, seed: int) -> list[GeneratedEvent]:
     """``LATE_EVENTS`` events of ``day`` (10:00-11:00 UTC), 2 % invalid, 2 % duplicates."""
     start = datetime(day.year, day.month, day.day, 10, tzinfo=UTC)
@@ -447,10 +471,14 @@ def experiment_clock_skew(p: ChaosPlatform) -> Outcome:
     p.wait_landed(WARMUP_RECORDS)
     in_flight = p.in_flight()
     started = time.monotonic()
+    mapping = p.worker("mapping")
+    mapping.restart_with(landing_skew_args(SKEW))  # the landing ahead while the skewed producers run
     skewed, files = skewed_sources(p, failures)
+    mapping.restart_with(landing_skew_args(-SKEW))  # the landing behind for the first wave
     # The nightly run of `day` happens after the first wave ...
     p.produce(first)
     wait_landed_all(p)
+    mapping.restart_with([])  # back on the real clock
     spark, settings = p.spark, p.settings
     streaming_enrichment.run(spark, settings, trigger="availableNow")
     daily_aggregation.run(spark, settings, day)
@@ -481,7 +509,14 @@ def experiment_clock_skew(p: ChaosPlatform) -> Outcome:
     if quarantined_future != expected_future:
         failures.append(f"{quarantined_future} records quarantined as event_time_in_future, "
                         f"{expected_future} produced with a time in the future")
-    figures = (f"skewed producers (-{SKEW}, +{SKEW}) delivered {len(skewed)} records; batch files landed on "
+    offsets = landing_offsets(mapping.log_file)
+    for wanted_offset in (SKEW, -SKEW):
+        if not any(abs(o - wanted_offset.total_seconds()) < OFFSET_TOLERANCE_SECONDS for o in offsets):
+            failures.append(f"no Kafka batch was landed on a clock {wanted_offset} off "
+                            f"(offsets seen: {sorted(set(offsets))})")
+    on_skew = Counter(f"{round(o / 60):+d} min" for o in offsets)
+    figures = (f"Kafka batches landed per landing clock: {dict(on_skew)}; "
+               f"skewed producers (-{SKEW}, +{SKEW}) delivered {len(skewed)} records; batch files landed on "
                f"clocks +/-{SKEW}: {[f['valid'] for f in files]} valid; {len(first)} + {len(second)} events of "
                f"{day} ({LATE_DAYS} days late); reconcile before the backfill named {stale}")
     return dataclasses.replace(outcome, verdict=with_checks(outcome.verdict, failures, figures))

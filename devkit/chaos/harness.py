@@ -237,6 +237,13 @@ class WorkerComponent(Component):
     def restart(self) -> None:
         self.start()
 
+    def restart_with(self, args: list[str]) -> None:
+        """Stop the worker cleanly (SIGTERM) and start it again with ``args`` instead of the ones it was
+        created with (a configuration change, e.g. the mapping's ``--landing-skew``)."""
+        self.stop()
+        self._args = list(args)
+        self.start()
+
     def stop(self) -> None:
         process = self._process
         if process is None or process.poll() is not None:

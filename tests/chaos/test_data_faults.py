@@ -5,23 +5,30 @@ gold equal to the independent KPI computation, and the experiment's own checks o
 
 The tools are checked first, without services: every poison record gets, from the validator (compiled
 fast path on and off), exactly the reason the contract gives it; libfaketime shifts a Python child's
-``time.time()`` and ``datetime.now()`` and leaves its monotonic clock alone.
+``time.time()`` and ``datetime.now()`` and leaves its monotonic clock alone, and the landing function runs
+in a child on a skewed clock as the mapping worker's ``--landing-skew`` runs it.
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from types import ModuleType
 
 import pytest
 
+from dataforge import envvars
 from dataforge.contract import Validator
 from dataforge.reference import default_fx
 from devkit.chaos import experiments_data
 from devkit.chaos.clock import FaketimeUnavailableError, check_skew, faketime_offset, find_library, measure_offset
 from devkit.chaos.harness import Outcome
 from devkit.chaos.poison import batch_files, borderline_valid, poison_records
+from devkit.chaos.worker import LandingChildError, SkewedLanding
+from devkit.fakes import LambdaContext
 from tests.chaos.conftest import assert_exact
 
 Run = Callable[[ModuleType, str], Outcome]
@@ -76,6 +83,37 @@ def test_libfaketime_shifts_python_wall_clock_only(minutes: int) -> None:
     assert abs(seen.time_time - minutes * 60) < 5
     assert abs(seen.datetime_now - minutes * 60) < 5
     assert abs(seen.monotonic) < 5
+
+
+@needs_faketime
+def test_a_skewed_landing_child_answers_on_its_own_clock_and_reports_failures(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The mapping worker's ``--landing-skew``: the landing function runs in a child 10 minutes ahead; a
+    failure inside it (here its wiring: no buckets set) comes back as ``LandingChildError``, which the
+    mapping retries, and a child that died is replaced at the next invocation."""
+    for name in (envvars.LANDING_BUCKET, envvars.BRONZE_BUCKET):
+        monkeypatch.delenv(name, raising=False)
+    event = {"eventSource": "aws:kafka", "eventSourceArn": "arn:aws:kafka:us-east-1:000000000000:cluster/c/1",
+             "bootstrapServers": "127.0.0.1:9092", "records": {}}
+    landing = SkewedLanding(timedelta(minutes=10))
+    try:
+        with pytest.raises(LandingChildError, match="SettingsError: setting .* is required"):
+            landing(event, LambdaContext("msk-landing"))
+        assert landing.last_offset is not None
+        assert abs(landing.last_offset - 600) < 30
+        first = landing.pid
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while landing.pid is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert landing.pid is None
+        with pytest.raises(LandingChildError, match="SettingsError: setting .* is required"):
+            landing(event, LambdaContext("msk-landing"))
+        assert landing.pid not in (None, first)
+    finally:
+        landing.close()
+    assert landing.pid is None
 
 
 @pytest.mark.chaos
