@@ -29,13 +29,14 @@ experiment (the harness's ``platform()``; for ``s3_network`` also a Toxiproxy se
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TextIO
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
@@ -103,7 +104,8 @@ def _in_process_mapping(p: ChaosPlatform, *, s3_session: boto3.Session | None = 
                         dynamodb: Any = None) -> Iterator[Any]:
     """The worker's mapping stopped (cleanly: its batches committed), an in-process mapping of the same
     consumer group running the real landing function with injected S3 session / DynamoDB client for the
-    ``with`` block, then the worker started again. Yields the mapping (its ``stats`` count failures)."""
+    ``with`` block, then the worker started again. Yields the mapping (its ``stats`` count failures). The
+    function's JSON logs and EMF lines go to the worker's log file meanwhile, as the worker's would."""
     from devkit.local.esm import EsmConfig, LocalEventSourceMapping
     from devkit.local.platform import landing_group
     from lambdas.common.config import LandingConfig
@@ -136,17 +138,39 @@ def _in_process_mapping(p: ChaosPlatform, *, s3_session: boto3.Session | None = 
             errors.append(exc)
 
     thread = threading.Thread(target=run, name="chaos-mapping", daemon=True)
-    thread.start()
+    log = worker.log_file.open("a")
     try:
-        yield mapping
+        with _function_output_to(log):
+            thread.start()
+            try:
+                yield mapping
+            finally:
+                stop.set()
+                thread.join(120)
     finally:
-        stop.set()
-        thread.join(120)
+        log.close()
         worker.restart()
     if thread.is_alive():
         raise ChaosError("the in-process mapping did not stop within 120 s")
     if errors:
         raise ChaosError(f"the in-process mapping failed: {errors[0]}") from errors[0]
+
+
+@contextlib.contextmanager
+def _function_output_to(log: TextIO) -> Iterator[None]:
+    """The MSK landing function's output (its Powertools logger, bound to stdout when it was made, and its
+    EMF metrics, printed) written to ``log`` for the ``with`` block."""
+    from lambdas.msk_landing.handler import logger as function_logger
+
+    handler = function_logger.registered_handler
+    if not isinstance(handler, logging.StreamHandler):
+        raise ChaosError(f"the landing function's log handler is a {type(handler).__name__}, not a stream")
+    previous = handler.setStream(log)
+    try:
+        with contextlib.redirect_stdout(log):
+            yield
+    finally:
+        handler.setStream(previous)
 
 
 def _wait_injected(injector: FaultInjector, count: int, what: str) -> None:
