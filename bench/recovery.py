@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -75,7 +76,8 @@ def row(outcome: Outcome, seconds: float) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--only", nargs="*", default=None, help="experiment names to run (default: all)")
+    parser.add_argument("--only", action="extend", nargs="+", default=None, metavar="NAME",
+                        help="experiment names to run (repeatable; default: all; --list shows them)")
     parser.add_argument("--list", action="store_true", help="list the registered experiments and exit")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -84,11 +86,15 @@ def main() -> None:
         for module, name in registered:
             print(f"{name}  ({module.__name__})")
         return
+    unknown = sorted(set(args.only or ()) - {name for _, name in registered})
+    if unknown:
+        parser.error(f"unknown experiment(s) {', '.join(unknown)}: --list shows the registered ones")
     chosen = [(m, n) for m, n in registered if args.only is None or n in args.only]
     outcomes: list[Outcome] = []
     failures: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="dataforge-recovery-") as tmp:
-        base = Path(tmp)
+    base = Path(tempfile.mkdtemp(prefix="dataforge-recovery-"))
+    completed = False
+    try:
         spark = build_session("dataforge-recovery", endpoint_url="", shuffle_partitions=4, driver_memory="1g",
                               log_file=base / "logs" / "spark.log")
         with MotoServer(logs_dir=base / "logs") as moto, KafkaBroker(base / "kafka", logs_dir=base / "logs") as broker:
@@ -107,6 +113,12 @@ def main() -> None:
                 outcomes.append(outcome)
                 print(row(outcome, time.monotonic() - started), flush=True)
         spark.stop()
+        completed = True
+    finally:  # the logs are kept for a run that failed, was not exact or was interrupted
+        if completed and not failures and all(o.verdict.ok for o in outcomes):
+            shutil.rmtree(base, ignore_errors=True)
+        else:
+            print(f"logs kept under {base}")
     report(outcomes, failures)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
 from dataforge import lake, schemas
@@ -79,23 +79,15 @@ def rebuild_silver(spark: SparkSession, settings: Settings, day: date,
     return {"bronze_objects": len(objects), "silver_rows": rows, "no_fx_rate": quarantined}
 
 
-def payment_minutes(spark: SparkSession, settings: Settings, day: date) -> list[datetime]:
-    """The minutes of ``day`` that hold a payment in its silver partition."""
-    from pyspark.sql import functions as F
-
-    silver = runtime.read_table(spark, runtime.Lake(settings).silver(day), schemas.SILVER_TRANSACTIONS, day)
-    minutes = (silver.filter(F.col("event_type") == "payment")
-               .select(F.date_trunc("minute", F.col("event_time")).alias("minute")).distinct().collect())
-    return [row["minute"] for row in minutes]
-
-
 def run(spark: SparkSession, settings: Settings, day: date, late_days: int = DEFAULT_LATE_DAYS) -> dict[str, Any]:
     objects = bronze_objects(settings, day, late_days)
     metrics: dict[str, Any] = rebuild_silver(spark, settings, day, objects)
     metrics.update(daily_aggregation.run(spark, settings, day))
     metrics.update(export_gold.run(spark, settings, day))
-    # no ``as_of``: a rebuilt minute is final, whatever the speed path counted for it
-    metrics["realtime_minutes"] = common.refresh_realtime(spark, settings, payment_minutes(spark, settings, day))
+    # every minute of D holding a payment, from the rebuilt silver; no ``as_of``: a rebuilt minute is final,
+    # whatever the speed path counted for it
+    silver = runtime.read_table(spark, runtime.Lake(settings).silver(day), schemas.SILVER_TRANSACTIONS, day)
+    metrics["realtime_minutes"] = common.upsert_realtime(settings, common.realtime_rows(silver))
     metrics["fingerprint"] = fingerprint(objects)
     common.log_metrics(f"backfill {day}", metrics)
     return metrics

@@ -103,11 +103,19 @@ def refresh_realtime(spark: SparkSession, settings: Settings, touched: Iterable[
     wanted = spark.createDataFrame([(m,) for m in minutes], "minute timestamp")
     scoped = silver.withColumn("minute", F.date_trunc("minute", F.col("event_time"))).join(
         F.broadcast(wanted), "minute", "left_semi").drop("minute")
-    deduped = dedupe.dedupe_earliest(scoped, dedupe.SILVER_ORDER)
+    return upsert_realtime(settings, realtime_rows(scoped), as_of)
+
+
+def realtime_rows(silver: DataFrame) -> DataFrame:
+    """The realtime minute rows of ``silver`` (deduplicated first): one per minute holding a payment, with
+    that minute's newest payment time (``upsert_realtime`` writes them)."""
+    from pyspark.sql import functions as F
+
+    deduped = dedupe.dedupe_earliest(silver, dedupe.SILVER_ORDER)
     newest = (deduped.filter(F.col("event_type") == "payment")
               .groupBy(F.date_trunc("minute", F.col("event_time")).alias("minute"))
               .agg(F.max("event_time").alias("newest_event_time")))
-    return upsert_realtime(settings, kpis.realtime_minutes(deduped).join(newest, "minute", "left"), as_of)
+    return kpis.realtime_minutes(deduped).join(newest, "minute", "left")
 
 
 def to_date(text: str) -> date:
