@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
+from dataforge import serving
 from dataforge.reference import default_fx
 from devkit.generator import GeneratedEvent
 
@@ -44,8 +45,8 @@ def _silver_events(events: Iterable[GeneratedEvent]) -> Iterable[tuple[dict[str,
 
 
 def expected_realtime_counts(events: Iterable[GeneratedEvent]) -> dict[str, int]:
-    """Payments per event-time minute, keyed like the realtime items (``2025-03-10T09:04Z``)."""
-    return dict(Counter(f"{moment:%Y-%m-%dT%H:%MZ}" for obj, moment, _ in _silver_events(events)
+    """Payments per event-time minute, keyed like the realtime items (``serving.realtime_sk``)."""
+    return dict(Counter(serving.realtime_sk(moment) for obj, moment, _ in _silver_events(events)
                         if obj["event_type"] == "payment"))
 
 

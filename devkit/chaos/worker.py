@@ -101,10 +101,10 @@ class SkewedLanding:
         return child, os.fdopen(read, "rb")
 
     def __call__(self, event: dict[str, Any], context: Any) -> Any:
-        if self._child is not None and self._child.poll() is not None:
-            logger.warning("landing child pid %d exited with %s: starting another", self._child.pid,
-                           self._child.returncode)
         if self._child is None or self._answers is None or self._child.poll() is not None:
+            if self._child is not None:
+                logger.warning("landing child pid %d exited with %s: starting another", self._child.pid,
+                               self._child.returncode)
             self.close()
             self._child, self._answers = self._start()
         child, answers = self._child, self._answers
